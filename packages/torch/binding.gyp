@@ -1,0 +1,17 @@
+{
+  "targets": [
+    {
+      "target_name": "pretext_torch",
+      "sources": ["native/shim.cc", "gen/ops_gen.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native",
+        "<!@(node scripts/libtorch.mjs include)"
+      ],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "<!@(node scripts/libtorch.mjs cflags)"],
+      "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "libraries": ["<!@(node scripts/libtorch.mjs libs)"]
+    }
+  ]
+}

@@ -1,0 +1,95 @@
+// The loaded addon and the conversions between JS values and native handles.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { device, dtypeCodes, isDType, type DType, type DeviceLike } from './dtype.js';
+import type { GeneratedNative } from './generated/native.js';
+import type { Tensor } from './tensor.js';
+
+declare const handleBrand: unique symbol;
+/** An opaque native tensor handle. */
+export type Handle = { readonly [handleBrand]: 'tensor' };
+declare const generatorBrand: unique symbol;
+export type GeneratorHandle = { readonly [generatorBrand]: 'generator' };
+
+export interface CoreNative {
+  dispose(h: Handle): void;
+  fromBuffer(data: ArrayBufferView, dtype: number, shape: number[], device?: string): Handle;
+  toBuffer(h: Handle): ArrayBuffer;
+  newGenerator(seed: number): GeneratorHandle;
+  defaultGenerator(): GeneratorHandle;
+  generatorManualSeed(g: GeneratorHandle, seed: number): void;
+  generatorGetState(g: GeneratorHandle): Handle;
+  generatorSetState(g: GeneratorHandle, state: Handle): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  setGradEnabled(enabled: boolean): boolean;
+  isGradEnabled(): boolean;
+  autogradGrad(
+    outputs: Handle[],
+    inputs: Handle[],
+    gradOutputs: Handle[] | undefined,
+    retainGraph: boolean | undefined,
+    createGraph: boolean,
+    allowUnused: boolean,
+  ): (Handle | undefined)[];
+  backward(h: Handle, gradient: Handle | undefined, retainGraph: boolean, createGraph: boolean): void;
+  runtimeInfo(): { libtorchVersion: string; cudaAvailable: boolean; mkldnnAvailable: boolean; parallelInfo: string };
+}
+
+function loadAddon(): CoreNative & GeneratedNative {
+  const require = createRequire(import.meta.url);
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const path = join(root, 'build', 'Release', 'pretext_torch.node');
+  try {
+    return require(path);
+  } catch (e) {
+    throw new Error(
+      `@pretext/torch: cannot load the native addon at ${path}: ${(e as Error).message}\n` +
+        'Build it with `npm run build -w @pretext/torch` (needs Debian libtorch-dev, or LIBTORCH=/path/to/libtorch).',
+    );
+  }
+}
+
+export const native = loadAddon();
+
+type TensorFactory = (h: Handle) => Tensor;
+let makeTensor: TensorFactory = () => {
+  throw new Error('Tensor class not registered');
+};
+
+export function registerTensorFactory(factory: TensorFactory): void {
+  makeTensor = factory;
+}
+
+export function wrap(h: Handle): Tensor {
+  return makeTensor(h);
+}
+
+export function wrapOptional(h: Handle | undefined): Tensor | undefined {
+  return h === undefined ? undefined : makeTensor(h);
+}
+
+export function wrapAll(hs: Handle[]): Tensor[] {
+  return hs.map(makeTensor);
+}
+
+export function handles(ts: Tensor[]): Handle[] {
+  if (!Array.isArray(ts)) throw new TypeError('expected an array of Tensors');
+  return ts.map((t) => t.handle);
+}
+
+export function operand(x: Tensor | number | boolean): Handle | number | boolean {
+  return typeof x === 'number' || typeof x === 'boolean' ? x : x.handle;
+}
+
+export function dtypeCode(dtype: DType | null | undefined): number | undefined {
+  if (dtype === undefined || dtype === null) return undefined;
+  if (!isDType(dtype)) throw new TypeError(`unknown dtype '${String(dtype)}'; expected one of ${Object.keys(dtypeCodes).join(', ')}`);
+  return dtypeCodes[dtype];
+}
+
+export function deviceName(d: DeviceLike | undefined): string | undefined {
+  return d === undefined ? undefined : device(d).toString();
+}

@@ -1,0 +1,13 @@
+// @pretext/torch: tensors, autograd, nn, optim and safetensors over libtorch.
+export * from './generated/functions.js';
+export { Tensor } from './tensor.js';
+export { tensor, fromTypedArray, type TensorOptions } from './creation.js';
+export { Device, device, type DType, type DeviceLike, type Reduction, type AnyTypedArray, isFloatingDType } from './dtype.js';
+export { Generator, manualSeed, defaultGenerator } from './generator.js';
+export { tidy, keep, scopeDepth } from './scope.js';
+export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
+export * as autograd from './autograd.js';
+export { setNumThreads, getNumThreads, runtimeInfo, cuda } from './runtime.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export * as safetensors from './io/safetensors.js';

@@ -1,0 +1,4 @@
+export * from './module.js';
+export * from './layers.js';
+export * as functional from './functional.js';
+export * as init from './init.js';

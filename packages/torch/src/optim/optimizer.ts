@@ -1,0 +1,106 @@
+// The optimizer base: parameter groups, per-parameter state and a PyTorch-shaped state dict.
+import { noGrad } from '../autograd.js';
+import { keep, tidy } from '../scope.js';
+import type { Tensor } from '../tensor.js';
+
+export interface ParamGroup<H> {
+  params: Tensor[];
+  options: H;
+}
+
+export type ParamState = Record<string, Tensor | number>;
+
+export interface OptimizerStateDict<H> {
+  state: Record<number, ParamState>;
+  paramGroups: (H & { params: number[] })[];
+}
+
+export abstract class Optimizer<H extends { lr: number }> {
+  readonly paramGroups: ParamGroup<H>[];
+  readonly state = new Map<Tensor, ParamState>();
+
+  constructor(params: Tensor[] | { params: Tensor[]; options?: Partial<H> }[], defaults: H) {
+    const groups =
+      params.length > 0 && !('params' in params[0])
+        ? [{ params: params as Tensor[] }]
+        : (params as { params: Tensor[]; options?: Partial<H> }[]);
+    this.paramGroups = groups.map((g) => ({ params: g.params, options: { ...defaults, ...('options' in g ? g.options : {}) } }));
+    if (this.paramGroups.every((g) => g.params.length === 0)) throw new Error(`${this.constructor.name}: got an empty parameter list`);
+    for (const g of this.paramGroups) this.validate(g.options);
+  }
+
+  protected abstract validate(options: H): void;
+
+  /** Updates one parameter from its gradient; runs under noGrad inside a scope. */
+  protected abstract update(param: Tensor, grad: Tensor, state: ParamState, options: H): void;
+
+  step(): void {
+    noGrad(() =>
+      tidy(() => {
+        for (const group of this.paramGroups) {
+          for (const p of group.params) {
+            const g = p.grad;
+            if (!g) continue;
+            let state = this.state.get(p);
+            if (!state) this.state.set(p, (state = {}));
+            this.update(p, g, state, group.options);
+            for (const v of Object.values(state)) if (typeof v !== 'number') keep(v);
+          }
+        }
+      }),
+    );
+  }
+
+  zeroGrad(): void {
+    for (const g of this.paramGroups) for (const p of g.params) p.grad = undefined;
+  }
+
+  get lr(): number {
+    return this.paramGroups[0].options.lr;
+  }
+
+  setLr(lr: number | number[]): void {
+    this.paramGroups.forEach((g, i) => (g.options.lr = typeof lr === 'number' ? lr : lr[i]));
+  }
+
+  /** State keyed by parameter index across groups, as PyTorch's optimizer.state_dict(). */
+  stateDict(): OptimizerStateDict<H> {
+    const state: Record<number, ParamState> = {};
+    let index = 0;
+    const paramGroups = this.paramGroups.map((g) => {
+      const ids = g.params.map((p) => {
+        const s = this.state.get(p);
+        if (s) state[index] = { ...s };
+        return index++;
+      });
+      return { ...g.options, params: ids };
+    });
+    return { state, paramGroups };
+  }
+
+  loadStateDict(sd: OptimizerStateDict<H>): void {
+    if (sd.paramGroups.length !== this.paramGroups.length) {
+      throw new Error(
+        `${this.constructor.name}.loadStateDict: expected ${this.paramGroups.length} parameter groups, got ${sd.paramGroups.length}`,
+      );
+    }
+    let index = 0;
+    sd.paramGroups.forEach((saved, gi) => {
+      const group = this.paramGroups[gi];
+      if (saved.params.length !== group.params.length) {
+        throw new Error(
+          `${this.constructor.name}.loadStateDict: group ${gi} has ${group.params.length} parameters, the saved state ${saved.params.length}`,
+        );
+      }
+      const { params: _ids, ...options } = saved;
+      group.options = { ...group.options, ...(options as unknown as H) };
+      for (const p of group.params) {
+        const s = sd.state[index++];
+        if (s) {
+          for (const v of Object.values(s)) if (typeof v !== 'number') keep(v);
+          this.state.set(p, { ...s });
+        } else this.state.delete(p);
+      }
+    });
+  }
+}
