@@ -75,8 +75,14 @@ class Tracer {
   /** World normal (0..2) and local coordinates (3..5) of the shaded point. */
   readonly frame = new Float64Array(6);
   private readonly surface = new Float64Array(3);
+  /** Camera position, the origin of every primary ray. */
+  private readonly ox: number;
+  private readonly oy: number;
+  private readonly oz: number;
 
-  constructor(readonly scene: CompiledScene) {}
+  constructor(readonly scene: CompiledScene) {
+    [this.ox, this.oy, this.oz] = scene.camera.position;
+  }
 
   /** Aims through image-plane coordinates sx, sy in [-1, 1] (x right, y up); returns dir . forward. */
   aim(sx: number, sy: number): number {
@@ -95,17 +101,25 @@ class Tracer {
 
   /** Traces the aimed ray up to the far plane; `cosView` is dir . forward. */
   trace(cosView: number): boolean {
-    const [ox, oy, oz] = this.scene.camera.position;
-    return traceNearest(this.scene.primitives, ox, oy, oz, this.dx, this.dy, this.dz, this.scene.camera.far / cosView, this.hit);
+    return traceNearest(
+      this.scene.primitives,
+      this.ox,
+      this.oy,
+      this.oz,
+      this.dx,
+      this.dy,
+      this.dz,
+      this.scene.camera.far / cosView,
+      this.hit,
+    );
   }
 
   /** Fills `frame` for the current hit; the normal faces the ray for planes (double-sided). */
   surfaceAtHit(): void {
-    const [ox, oy, oz] = this.scene.camera.position;
     const t = this.hit.t;
     const primitive = this.scene.primitives[this.hit.index];
     const frame = this.frame;
-    surfaceFrame(primitive, this.hit.face, ox + t * this.dx, oy + t * this.dy, oz + t * this.dz, frame);
+    surfaceFrame(primitive, this.hit.face, this.ox + t * this.dx, this.oy + t * this.dy, this.oz + t * this.dz, frame);
     if (primitive.kind === PLANE && frame[0] * this.dx + frame[1] * this.dy + frame[2] * this.dz > 0) {
       frame[0] = -frame[0];
       frame[1] = -frame[1];
@@ -129,10 +143,9 @@ class Tracer {
     const ny = frame[1];
     const nz = frame[2];
     const t = this.hit.t;
-    const [ox, oy, oz] = scene.camera.position;
-    const px = ox + t * this.dx + SHADOW_BIAS * nx;
-    const py = oy + t * this.dy + SHADOW_BIAS * ny;
-    const pz = oz + t * this.dz + SHADOW_BIAS * nz;
+    const px = this.ox + t * this.dx + SHADOW_BIAS * nx;
+    const py = this.oy + t * this.dy + SHADOW_BIAS * ny;
+    const pz = this.oz + t * this.dz + SHADOW_BIAS * nz;
     const surface = this.surface;
     albedo(primitive, frame[3], frame[4], frame[5], surface);
 
