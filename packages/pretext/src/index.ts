@@ -1,0 +1,2 @@
+// pretext: self-supervised pretext tasks, trainer and evaluation over @pretext/torch.
+export * from './models/index.js';
