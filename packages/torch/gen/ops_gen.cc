@@ -1709,7 +1709,9 @@ static Napi::Value op_upsample_nearest2d(const Napi::CallbackInfo& info) {
   return Guard(info, a.op, [&]() -> Napi::Value {
     auto& input = a.tensor(0, "input");
     auto output_size = a.ints(1, "output_size");
-    return ToJs(env, at::upsample_nearest2d(input, at::IntArrayRef(output_size), c10::nullopt, c10::nullopt));
+    auto scales_h = a.optFloat64(2, "scales_h");
+    auto scales_w = a.optFloat64(3, "scales_w");
+    return ToJs(env, at::upsample_nearest2d(input, at::IntArrayRef(output_size), scales_h, scales_w));
   });
 }
 static Napi::Value op_upsample_bilinear2d(const Napi::CallbackInfo& info) {
@@ -1719,7 +1721,9 @@ static Napi::Value op_upsample_bilinear2d(const Napi::CallbackInfo& info) {
     auto& input = a.tensor(0, "input");
     auto output_size = a.ints(1, "output_size");
     auto align_corners = a.absent(2) ? false : a.boolean(2, "align_corners");
-    return ToJs(env, at::upsample_bilinear2d(input, at::IntArrayRef(output_size), align_corners, c10::nullopt, c10::nullopt));
+    auto scales_h = a.optFloat64(3, "scales_h");
+    auto scales_w = a.optFloat64(4, "scales_w");
+    return ToJs(env, at::upsample_bilinear2d(input, at::IntArrayRef(output_size), align_corners, scales_h, scales_w));
   });
 }
 static Napi::Value op_upsample_bicubic2d(const Napi::CallbackInfo& info) {
@@ -1729,7 +1733,9 @@ static Napi::Value op_upsample_bicubic2d(const Napi::CallbackInfo& info) {
     auto& input = a.tensor(0, "input");
     auto output_size = a.ints(1, "output_size");
     auto align_corners = a.absent(2) ? false : a.boolean(2, "align_corners");
-    return ToJs(env, at::upsample_bicubic2d(input, at::IntArrayRef(output_size), align_corners, c10::nullopt, c10::nullopt));
+    auto scales_h = a.optFloat64(3, "scales_h");
+    auto scales_w = a.optFloat64(4, "scales_w");
+    return ToJs(env, at::upsample_bicubic2d(input, at::IntArrayRef(output_size), align_corners, scales_h, scales_w));
   });
 }
 static Napi::Value op_pixel_shuffle(const Napi::CallbackInfo& info) {

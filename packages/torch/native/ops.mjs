@@ -247,17 +247,18 @@ export const nnOps = [
   ],
   ['adaptive_avg_pool2d(Tensor input, int[] output_size) -> Tensor'],
   ['adaptive_max_pool2d(Tensor input, int[] output_size) -> Tensor[]'],
+  // scales_h/scales_w: the scale factors a size came from; as in PyTorch they, not the size ratio, map coordinates.
   [
-    'upsample_nearest2d(Tensor input, int[] output_size) -> Tensor',
-    'at::upsample_nearest2d(input, at::IntArrayRef(output_size), c10::nullopt, c10::nullopt)',
+    'upsample_nearest2d(Tensor input, int[] output_size, float? scales_h, float? scales_w) -> Tensor',
+    'at::upsample_nearest2d(input, at::IntArrayRef(output_size), scales_h, scales_w)',
   ],
   [
-    'upsample_bilinear2d(Tensor input, int[] output_size, bool align_corners=false) -> Tensor',
-    'at::upsample_bilinear2d(input, at::IntArrayRef(output_size), align_corners, c10::nullopt, c10::nullopt)',
+    'upsample_bilinear2d(Tensor input, int[] output_size, bool align_corners=false, float? scales_h, float? scales_w) -> Tensor',
+    'at::upsample_bilinear2d(input, at::IntArrayRef(output_size), align_corners, scales_h, scales_w)',
   ],
   [
-    'upsample_bicubic2d(Tensor input, int[] output_size, bool align_corners=false) -> Tensor',
-    'at::upsample_bicubic2d(input, at::IntArrayRef(output_size), align_corners, c10::nullopt, c10::nullopt)',
+    'upsample_bicubic2d(Tensor input, int[] output_size, bool align_corners=false, float? scales_h, float? scales_w) -> Tensor',
+    'at::upsample_bicubic2d(input, at::IntArrayRef(output_size), align_corners, scales_h, scales_w)',
   ],
   ['pixel_shuffle(Tensor input, int upscale_factor) -> Tensor'],
   ['pixel_unshuffle(Tensor input, int downscale_factor) -> Tensor'],

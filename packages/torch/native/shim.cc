@@ -18,6 +18,17 @@
 namespace shim {
 
 namespace {
+bool HasTag(const Napi::Value& v, uint64_t tag) {
+  if (!v.IsExternal()) return false;
+  const void* data = v.As<Napi::External<void>>().Data();
+  uint64_t found = 0;
+  if (data) std::memcpy(&found, data, sizeof found);
+  return found == tag;
+}
+
+bool IsTensorHandle(const Napi::Value& v) { return HasTag(v, kTensorTag); }
+bool IsGeneratorHandle(const Napi::Value& v) { return HasTag(v, kGeneratorTag); }
+
 int64_t StorageBytes(const at::Tensor& t) {
   // Only a tensor that solely owns its storage is reported, so views are not counted twice.
   if (!t.defined() || !t.has_storage()) return 0;
@@ -25,21 +36,25 @@ int64_t StorageBytes(const at::Tensor& t) {
   return storage.use_count() == 1 ? static_cast<int64_t>(storage.nbytes()) : 0;
 }
 
-void FinalizeBox(Napi::Env env, TensorBox* box) {
+// Finalizers take Napi::BasicEnv (and the addon is built with NAPI_EXPERIMENTAL, see binding.gyp)
+// so that Node runs them during GC. Finalizers that may call into JS are deferred to the event
+// loop instead, and a synchronous training loop never yields to it: every handle it had created
+// (a few hundred bytes each, with the tensor itself when it was not disposed) stayed allocated.
+void FinalizeBox(Napi::BasicEnv env, TensorBox* box) {
   ReleaseBox(env, box);
   delete box;
 }
 
 TensorBox* Unbox(const Args& a, size_t i, const char* name) {
   Napi::Value v = a.info[i];
-  if (!v.IsExternal()) a.fail(i, name, "must be a Tensor");
+  if (!IsTensorHandle(v)) a.fail(i, name, "must be a Tensor");
   auto* box = v.As<Napi::External<TensorBox>>().Data();
   if (!box->tensor.defined()) a.fail(i, name, "is a Tensor that has been disposed");
   return box;
 }
 }  // namespace
 
-void ReleaseBox(Napi::Env env, TensorBox* box) {
+void ReleaseBox(Napi::BasicEnv env, TensorBox* box) {
   if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, -box->reportedBytes);
   box->reportedBytes = 0;
   box->tensor.reset();
@@ -47,11 +62,13 @@ void ReleaseBox(Napi::Env env, TensorBox* box) {
 
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Undefined();
-  auto* box = new TensorBox{std::move(tensor), 0};
+  auto* box = new TensorBox{kTensorTag, std::move(tensor), 0};
   box->reportedBytes = StorageBytes(box->tensor);
   if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, box->reportedBytes);
   return Napi::External<TensorBox>::New(env, box, FinalizeBox);
 }
+
+bool Args::isTensor(size_t i) const { return i < info.Length() && IsTensorHandle(info[i]); }
 
 void Args::fail(size_t i, const char* name, const std::string& what) const {
   (void)i;
@@ -77,7 +94,7 @@ std::vector<at::Tensor> Args::tensors(size_t i, const char* name) const {
   out.reserve(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); ++k) {
     Napi::Value v = arr[k];
-    if (!v.IsExternal()) fail(i, name, "must be an array of Tensors (item " + std::to_string(k) + " is not)");
+    if (!IsTensorHandle(v)) fail(i, name, "must be an array of Tensors (item " + std::to_string(k) + " is not)");
     auto* box = v.As<Napi::External<TensorBox>>().Data();
     if (!box->tensor.defined()) fail(i, name, "holds a disposed Tensor at item " + std::to_string(k));
     out.push_back(box->tensor);
@@ -184,14 +201,14 @@ int64_t Args::reduction(size_t i, const char* name) const {
 
 c10::optional<at::Generator> Args::generator(size_t i, const char* name) const {
   if (absent(i)) return c10::nullopt;
-  if (!info[i].IsExternal()) fail(i, name, "must be a Generator");
+  if (!IsGeneratorHandle(info[i])) fail(i, name, "must be a Generator");
   return info[i].As<Napi::External<GeneratorBox>>().Data()->generator;
 }
 
 namespace {
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (info.Length() > 0 && info[0].IsExternal()) ReleaseBox(info.Env(), info[0].As<Napi::External<TensorBox>>().Data());
+  if (info.Length() > 0 && IsTensorHandle(info[0])) ReleaseBox(info.Env(), info[0].As<Napi::External<TensorBox>>().Data());
   return info.Env().Undefined();
 }
 
@@ -204,7 +221,7 @@ size_t ElementSize(const Args& a, at::ScalarType t) {
 Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   Args a{info, "fromBuffer"};
   return Guard(info, a.op, [&] {
-    if (!info[0].IsTypedArray() && !info[0].IsDataView()) a.fail(0, "data", "must be a TypedArray");
+    if (!info[0].IsTypedArray()) a.fail(0, "data", "must be a TypedArray");
     auto view = info[0].As<Napi::TypedArray>();
     auto dtype = a.dtype(1, "dtype");
     auto shape = a.ints(2, "shape");
@@ -236,18 +253,22 @@ Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
   });
 }
 
-void FinalizeGenerator(Napi::Env, GeneratorBox* box) { delete box; }
+void FinalizeGenerator(Napi::BasicEnv, GeneratorBox* box) { delete box; }
+
+Napi::Value WrapGenerator(Napi::Env env, at::Generator gen) {
+  return Napi::External<GeneratorBox>::New(env, new GeneratorBox{kGeneratorTag, std::move(gen)}, FinalizeGenerator);
+}
 
 Napi::Value NewGenerator(const Napi::CallbackInfo& info) {
   Args a{info, "Generator"};
   return Guard(info, a.op, [&] {
     auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(a.int64(0, "seed")));
-    return static_cast<Napi::Value>(Napi::External<GeneratorBox>::New(info.Env(), new GeneratorBox{gen}, FinalizeGenerator));
+    return WrapGenerator(info.Env(), gen);
   });
 }
 
 GeneratorBox* UnboxGenerator(const Args& a, size_t i) {
-  if (!a.info[i].IsExternal()) a.fail(i, "generator", "must be a Generator");
+  if (!IsGeneratorHandle(a.info[i])) a.fail(i, "generator", "must be a Generator");
   return a.info[i].As<Napi::External<GeneratorBox>>().Data();
 }
 
@@ -283,8 +304,7 @@ Napi::Value GeneratorSetState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DefaultGenerator(const Napi::CallbackInfo& info) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  return Napi::External<GeneratorBox>::New(info.Env(), new GeneratorBox{gen}, FinalizeGenerator);
+  return WrapGenerator(info.Env(), at::detail::getDefaultCPUGenerator());
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {

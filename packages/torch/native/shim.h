@@ -9,18 +9,26 @@
 
 namespace shim {
 
+// Each kind of handle starts with its own tag, so that a Generator passed where a Tensor is
+// expected (or the reverse) is an argument error rather than a misread pointer. (N-API type tags
+// would do the same but add over half to the cost of a small op.)
+constexpr uint64_t kTensorTag = 0x7072657465787454ULL;
+constexpr uint64_t kGeneratorTag = 0x7072657465787447ULL;
+
 // A JS handle owns one reference to a tensor; dispose() drops it before GC does.
 struct TensorBox {
+  uint64_t tag;
   at::Tensor tensor;
   int64_t reportedBytes = 0;
 };
 
 struct GeneratorBox {
+  uint64_t tag;
   at::Generator generator;
 };
 
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor);
-void ReleaseBox(Napi::Env env, TensorBox* box);
+void ReleaseBox(Napi::BasicEnv env, TensorBox* box);
 
 // Argument readers: `op` and `name` make errors name the offending argument.
 struct Args {
@@ -28,7 +36,7 @@ struct Args {
   const char* op;
   [[noreturn]] void fail(size_t i, const char* name, const std::string& what) const;
   bool absent(size_t i) const;
-  bool isTensor(size_t i) const { return i < info.Length() && info[i].IsExternal(); }
+  bool isTensor(size_t i) const;
   at::Tensor& tensor(size_t i, const char* name) const;
   c10::optional<at::Tensor> optTensor(size_t i, const char* name) const;
   std::vector<at::Tensor> tensors(size_t i, const char* name) const;

@@ -124,23 +124,22 @@ const nativeType = {
   Device: 'string | undefined',
   'Generator?': 'GeneratorHandle | undefined',
 };
-function passDown(a, expr) {
+function passDown(a, expr, op) {
   switch (a.type) {
     case 'Tensor':
-      return `${expr}.handle`;
     case 'Tensor?':
-      return `${expr}?.handle`;
+      return `handleOf(${expr})`;
     case 'Tensor[]':
       return `handles(${expr})`;
     case 'Operand':
       return `operand(${expr})`;
     case 'ScalarType':
     case 'ScalarType?':
-      return `dtypeCode(${expr})`;
+      return `dtypeCode(${expr}, '${op}')`;
     case 'Device':
       return `deviceName(${expr})`;
     case 'Generator?':
-      return `${expr}?.handle`;
+      return `generatorHandleOf(${expr})`;
     default:
       return `${expr} ?? undefined`;
   }
@@ -216,7 +215,7 @@ const header = [
   '/* eslint-disable */',
   "import type { DType, DeviceLike, Reduction } from '../dtype.js';",
   "import type { Generator } from '../generator.js';",
-  "import { deviceName, dtypeCode, handles, native, operand, wrap, wrapAll, wrapOptional } from '../handle.js';",
+  "import { deviceName, dtypeCode, generatorHandleOf, handleOf, handles, native, operand, wrap, wrapAll, wrapOptional } from '../handle.js';",
   "import type { Tensor } from '../tensor.js';",
   '',
 ];
@@ -226,7 +225,7 @@ const reservedWords = { var: 'variance' };
 
 function tsFunction({ name, args, ret }, asMethod) {
   const params = tsParams(args);
-  const passed = args.map((a, i) => (asMethod && i === 0 ? 'this.handle' : passDown(a, camel(a.name))));
+  const passed = args.map((a, i) => (asMethod && i === 0 ? 'this.handle' : passDown(a, camel(a.name), name)));
   const callExpr = `native.${name}(${passed.join(', ')})`;
   if (ret === 'self') {
     return `  ${camel(name)}(${params.slice(1).join(', ')}): this {\n    ${callExpr};\n    return this;\n  }`;
@@ -239,7 +238,8 @@ function tsFunction({ name, args, ret }, asMethod) {
   return `${prefix}${fnName}(${sigParams.join(', ')}): ${type} {\n${indent}return ${conv(callExpr)};\n${asMethod ? '  ' : ''}}`;
 }
 
-const methods = all.filter((op) => op.group === 'tensor');
+// Ops named with a leading underscore back Tensor's getters; they are not public methods.
+const methods = all.filter((op) => op.group === 'tensor' && !op.name.startsWith('_'));
 const tensorOpsTs = [
   ...header,
   '/** Methods generated from the op table; Tensor extends this. */',

@@ -86,6 +86,7 @@ export function tensor(data: Nested | AnyTypedArray, options: TensorOptions = {}
   flatten(data, shape, 0, values);
   const inferred: DType = allBool && values.length > 0 ? 'bool' : values.every(Number.isInteger) ? 'int64' : 'float32';
   const dtype = options.dtype ?? inferred;
+  dtypeCode(dtype, 'tensor');
   if (options.requiresGrad && !isFloatingDType(dtype)) throw new TypeError(`tensor: only floating tensors can require grad, got ${dtype}`);
   const t = wrap(native.fromBuffer(typedArrayFor(dtype, values), dtypeCode(dtype)!, shape, deviceName(options.device)));
   return finish(t, options);

@@ -97,12 +97,18 @@ export function typedArrayView(dtype: DType, buffer: ArrayBuffer): AnyTypedArray
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
+const devicePattern = /^(cpu|cuda)(?::(\d+))?$/;
+
+export function isDeviceName(value: unknown): value is string {
+  return typeof value === 'string' && devicePattern.test(value);
+}
+
 /** A device such as 'cpu', 'cuda' or 'cuda:1'. */
 export class Device {
   readonly type: 'cpu' | 'cuda';
   readonly index: number | undefined;
   constructor(spec: string) {
-    const m = /^(cpu|cuda)(?::(\d+))?$/.exec(spec);
+    const m = devicePattern.exec(spec);
     if (!m) throw new Error(`device: expected 'cpu', 'cuda' or 'cuda:N', got '${spec}'`);
     this.type = m[1] as 'cpu' | 'cuda';
     this.index = m[2] === undefined ? undefined : Number(m[2]);

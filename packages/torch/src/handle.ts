@@ -75,18 +75,33 @@ export function wrapAll(hs: Handle[]): Tensor[] {
   return hs.map(makeTensor);
 }
 
+/**
+ * The handle of a Tensor argument. Anything else goes down as it is, so that the native side
+ * reports the op and argument ("must be a Tensor", "is required") instead of a JS TypeError.
+ */
+export function handleOf(t: Tensor | null | undefined): Handle {
+  return ((t as { handle?: Handle } | null | undefined)?.handle ?? t) as Handle;
+}
+
+/** The handle of a Generator argument, with the same pass-through as handleOf. */
+export function generatorHandleOf(g: { handle: GeneratorHandle } | null | undefined): GeneratorHandle | undefined {
+  return ((g as { handle?: GeneratorHandle } | null | undefined)?.handle ?? g ?? undefined) as GeneratorHandle | undefined;
+}
+
 export function handles(ts: Tensor[]): Handle[] {
-  if (!Array.isArray(ts)) throw new TypeError('expected an array of Tensors');
-  return ts.map((t) => t.handle);
+  return Array.isArray(ts) ? ts.map(handleOf) : (ts as unknown as Handle[]);
 }
 
 export function operand(x: Tensor | number | boolean): Handle | number | boolean {
-  return typeof x === 'number' || typeof x === 'boolean' ? x : x.handle;
+  return typeof x === 'number' || typeof x === 'boolean' ? x : handleOf(x);
 }
 
-export function dtypeCode(dtype: DType | null | undefined): number | undefined {
+export function dtypeCode(dtype: DType | null | undefined, op?: string): number | undefined {
   if (dtype === undefined || dtype === null) return undefined;
-  if (!isDType(dtype)) throw new TypeError(`unknown dtype '${String(dtype)}'; expected one of ${Object.keys(dtypeCodes).join(', ')}`);
+  if (!isDType(dtype)) {
+    const where = op ? `${op}: argument 'dtype' has an ` : '';
+    throw new TypeError(`${where}unknown dtype '${String(dtype)}'; expected one of ${Object.keys(dtypeCodes).join(', ')}`);
+  }
   return dtypeCodes[dtype];
 }
 

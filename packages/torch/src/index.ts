@@ -11,3 +11,4 @@ export { setNumThreads, getNumThreads, runtimeInfo, cuda } from './runtime.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as safetensors from './io/safetensors.js';
+export * as testing from './testing/gradcheck.js';

@@ -61,6 +61,7 @@ export function tidy<T>(fn: () => T): T {
   }
   scopes.pop();
   if (result instanceof Promise) {
+    for (const t of scope) if (!kept.has(t)) t.dispose();
     throw new Error('tidy: the function must be synchronous; run the async part outside and tidy each step');
   }
   const returned = new Set<Tensor>();

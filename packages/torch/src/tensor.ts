@@ -5,6 +5,7 @@ import {
   device as toDevice,
   dtypeFromCode,
   isDType,
+  isDeviceName,
   typedArrayView,
   type AnyTypedArray,
   type DType,
@@ -15,7 +16,8 @@ import { dtypeCode, native, registerTensorFactory, wrap, wrapOptional, type Hand
 import { registerTensorCheck, track } from './scope.js';
 
 export class Tensor extends TensorOps {
-  #handle: Handle | undefined;
+  readonly #handle: Handle;
+  #disposed = false;
 
   constructor(handle: Handle) {
     super();
@@ -23,21 +25,21 @@ export class Tensor extends TensorOps {
     track(this);
   }
 
+  /** The native handle. After dispose() it is an empty one, which every op rejects naming itself and the argument. */
   get handle(): Handle {
-    if (this.#handle === undefined) throw new Error('Tensor has been disposed');
     return this.#handle;
   }
 
   /** Frees this reference now; other tensors that share the storage keep it alive. */
   dispose(): void {
-    if (this.#handle !== undefined) {
+    if (!this.#disposed) {
       native.dispose(this.#handle);
-      this.#handle = undefined;
+      this.#disposed = true;
     }
   }
 
   get isDisposed(): boolean {
-    return this.#handle === undefined;
+    return this.#disposed;
   }
 
   get shape(): number[] {
@@ -92,6 +94,9 @@ export class Tensor extends TensorOps {
   /** Converts to a dtype or moves to a device: `t.to('float64')`, `t.to('cuda')`. */
   to(target: DType | DeviceLike): Tensor {
     if (typeof target === 'string' && isDType(target)) return this.toDtype(target);
+    if (!(target instanceof Device) && !isDeviceName(target)) {
+      throw new TypeError(`to: expected a dtype or a device ('cpu', 'cuda', 'cuda:N'), got ${JSON.stringify(target)}`);
+    }
     return this.toDevice(target);
   }
 

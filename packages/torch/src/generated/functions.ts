@@ -2,431 +2,431 @@
 /* eslint-disable */
 import type { DType, DeviceLike, Reduction } from '../dtype.js';
 import type { Generator } from '../generator.js';
-import { deviceName, dtypeCode, handles, native, operand, wrap, wrapAll, wrapOptional } from '../handle.js';
+import { deviceName, dtypeCode, generatorHandleOf, handleOf, handles, native, operand, wrap, wrapAll, wrapOptional } from '../handle.js';
 import type { Tensor } from '../tensor.js';
 
 export function strides(self: Tensor): number[] {
-  return native.strides(self.handle);
+  return native.strides(handleOf(self));
 }
 export function numel(self: Tensor): number {
-  return native.numel(self.handle);
+  return native.numel(handleOf(self));
 }
 export function dim(self: Tensor): number {
-  return native.dim(self.handle);
+  return native.dim(handleOf(self));
 }
 export function isContiguous(self: Tensor): boolean {
-  return native.is_contiguous(self.handle);
+  return native.is_contiguous(handleOf(self));
 }
 export function isAliasOf(self: Tensor, other: Tensor): boolean {
-  return native.is_alias_of(self.handle, other.handle);
+  return native.is_alias_of(handleOf(self), handleOf(other));
 }
 export function item(self: Tensor): number {
-  return native.item(self.handle);
+  return native.item(handleOf(self));
 }
 export function isLeaf(self: Tensor): boolean {
-  return native.is_leaf(self.handle);
+  return native.is_leaf(handleOf(self));
 }
 export function retainGrad(self: Tensor): void {
-  return native.retain_grad(self.handle);
+  return native.retain_grad(handleOf(self));
 }
 export function setData(self: Tensor, data: Tensor): void {
-  return native.set_data(self.handle, data.handle);
+  return native.set_data(handleOf(self), handleOf(data));
 }
 export function detach(self: Tensor): Tensor {
-  return wrap(native.detach(self.handle));
+  return wrap(native.detach(handleOf(self)));
 }
 export function toDtype(self: Tensor, dtype: DType): Tensor {
-  return wrap(native.to_dtype(self.handle, dtypeCode(dtype)));
+  return wrap(native.to_dtype(handleOf(self), dtypeCode(dtype, 'to_dtype')));
 }
 export function toDevice(self: Tensor, device?: DeviceLike): Tensor {
-  return wrap(native.to_device(self.handle, deviceName(device)));
+  return wrap(native.to_device(handleOf(self), deviceName(device)));
 }
 export function contiguous(self: Tensor): Tensor {
-  return wrap(native.contiguous(self.handle));
+  return wrap(native.contiguous(handleOf(self)));
 }
 export function channelsLast(self: Tensor): Tensor {
-  return wrap(native.channels_last(self.handle));
+  return wrap(native.channels_last(handleOf(self)));
 }
 export function clone(self: Tensor): Tensor {
-  return wrap(native.clone(self.handle));
+  return wrap(native.clone(handleOf(self)));
 }
 export function reshape(self: Tensor, shape: number | number[]): Tensor {
-  return wrap(native.reshape(self.handle, shape ?? undefined));
+  return wrap(native.reshape(handleOf(self), shape ?? undefined));
 }
 export function view(self: Tensor, shape: number | number[]): Tensor {
-  return wrap(native.view(self.handle, shape ?? undefined));
+  return wrap(native.view(handleOf(self), shape ?? undefined));
 }
 export function permute(self: Tensor, dims: number | number[]): Tensor {
-  return wrap(native.permute(self.handle, dims ?? undefined));
+  return wrap(native.permute(handleOf(self), dims ?? undefined));
 }
 export function transpose(self: Tensor, dim0: number, dim1: number): Tensor {
-  return wrap(native.transpose(self.handle, dim0 ?? undefined, dim1 ?? undefined));
+  return wrap(native.transpose(handleOf(self), dim0 ?? undefined, dim1 ?? undefined));
 }
 export function t(self: Tensor): Tensor {
-  return wrap(native.t(self.handle));
+  return wrap(native.t(handleOf(self)));
 }
 export function flatten(self: Tensor, startDim?: number, endDim?: number): Tensor {
-  return wrap(native.flatten(self.handle, startDim ?? undefined, endDim ?? undefined));
+  return wrap(native.flatten(handleOf(self), startDim ?? undefined, endDim ?? undefined));
 }
 export function squeeze(self: Tensor, dim?: number | null): Tensor {
-  return wrap(native.squeeze(self.handle, dim ?? undefined));
+  return wrap(native.squeeze(handleOf(self), dim ?? undefined));
 }
 export function unsqueeze(self: Tensor, dim: number): Tensor {
-  return wrap(native.unsqueeze(self.handle, dim ?? undefined));
+  return wrap(native.unsqueeze(handleOf(self), dim ?? undefined));
 }
 export function narrow(self: Tensor, dim: number, start: number, length: number): Tensor {
-  return wrap(native.narrow(self.handle, dim ?? undefined, start ?? undefined, length ?? undefined));
+  return wrap(native.narrow(handleOf(self), dim ?? undefined, start ?? undefined, length ?? undefined));
 }
 export function slice(self: Tensor, dim?: number, start?: number | null, end?: number | null, step?: number): Tensor {
-  return wrap(native.slice(self.handle, dim ?? undefined, start ?? undefined, end ?? undefined, step ?? undefined));
+  return wrap(native.slice(handleOf(self), dim ?? undefined, start ?? undefined, end ?? undefined, step ?? undefined));
 }
 export function select(self: Tensor, dim: number, index: number): Tensor {
-  return wrap(native.select(self.handle, dim ?? undefined, index ?? undefined));
+  return wrap(native.select(handleOf(self), dim ?? undefined, index ?? undefined));
 }
 export function indexSelect(self: Tensor, dim: number, index: Tensor): Tensor {
-  return wrap(native.index_select(self.handle, dim ?? undefined, index.handle));
+  return wrap(native.index_select(handleOf(self), dim ?? undefined, handleOf(index)));
 }
 export function index(self: Tensor, indices: Tensor): Tensor {
-  return wrap(native.index(self.handle, indices.handle));
+  return wrap(native.index(handleOf(self), handleOf(indices)));
 }
 export function gather(self: Tensor, dim: number, index: Tensor): Tensor {
-  return wrap(native.gather(self.handle, dim ?? undefined, index.handle));
+  return wrap(native.gather(handleOf(self), dim ?? undefined, handleOf(index)));
 }
 export function scatter(self: Tensor, dim: number, index: Tensor, src: Tensor | number | boolean): Tensor {
-  return wrap(native.scatter(self.handle, dim ?? undefined, index.handle, operand(src)));
+  return wrap(native.scatter(handleOf(self), dim ?? undefined, handleOf(index), operand(src)));
 }
 export function scatterAdd(self: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
-  return wrap(native.scatter_add(self.handle, dim ?? undefined, index.handle, src.handle));
+  return wrap(native.scatter_add(handleOf(self), dim ?? undefined, handleOf(index), handleOf(src)));
 }
 export function maskedFill(self: Tensor, mask: Tensor, value: Tensor | number | boolean): Tensor {
-  return wrap(native.masked_fill(self.handle, mask.handle, operand(value)));
+  return wrap(native.masked_fill(handleOf(self), handleOf(mask), operand(value)));
 }
 export function maskedSelect(self: Tensor, mask: Tensor): Tensor {
-  return wrap(native.masked_select(self.handle, mask.handle));
+  return wrap(native.masked_select(handleOf(self), handleOf(mask)));
 }
 export function split(self: Tensor, splitSize: number, dim?: number): Tensor[] {
-  return wrapAll(native.split(self.handle, splitSize ?? undefined, dim ?? undefined));
+  return wrapAll(native.split(handleOf(self), splitSize ?? undefined, dim ?? undefined));
 }
 export function splitWithSizes(self: Tensor, splitSizes: number | number[], dim?: number): Tensor[] {
-  return wrapAll(native.split_with_sizes(self.handle, splitSizes ?? undefined, dim ?? undefined));
+  return wrapAll(native.split_with_sizes(handleOf(self), splitSizes ?? undefined, dim ?? undefined));
 }
 export function chunk(self: Tensor, chunks: number, dim?: number): Tensor[] {
-  return wrapAll(native.chunk(self.handle, chunks ?? undefined, dim ?? undefined));
+  return wrapAll(native.chunk(handleOf(self), chunks ?? undefined, dim ?? undefined));
 }
 export function unbind(self: Tensor, dim?: number): Tensor[] {
-  return wrapAll(native.unbind(self.handle, dim ?? undefined));
+  return wrapAll(native.unbind(handleOf(self), dim ?? undefined));
 }
 export function flip(self: Tensor, dims: number | number[]): Tensor {
-  return wrap(native.flip(self.handle, dims ?? undefined));
+  return wrap(native.flip(handleOf(self), dims ?? undefined));
 }
 export function rot90(self: Tensor, k?: number, dims?: number | number[]): Tensor {
-  return wrap(native.rot90(self.handle, k ?? undefined, dims ?? undefined));
+  return wrap(native.rot90(handleOf(self), k ?? undefined, dims ?? undefined));
 }
 export function roll(self: Tensor, shifts: number | number[], dims: number | number[]): Tensor {
-  return wrap(native.roll(self.handle, shifts ?? undefined, dims ?? undefined));
+  return wrap(native.roll(handleOf(self), shifts ?? undefined, dims ?? undefined));
 }
 export function expand(self: Tensor, size: number | number[]): Tensor {
-  return wrap(native.expand(self.handle, size ?? undefined));
+  return wrap(native.expand(handleOf(self), size ?? undefined));
 }
 export function expandAs(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.expand_as(self.handle, other.handle));
+  return wrap(native.expand_as(handleOf(self), handleOf(other)));
 }
 export function repeat(self: Tensor, repeats: number | number[]): Tensor {
-  return wrap(native.repeat(self.handle, repeats ?? undefined));
+  return wrap(native.repeat(handleOf(self), repeats ?? undefined));
 }
 export function repeatInterleave(self: Tensor, repeats: number, dim?: number | null): Tensor {
-  return wrap(native.repeat_interleave(self.handle, repeats ?? undefined, dim ?? undefined));
+  return wrap(native.repeat_interleave(handleOf(self), repeats ?? undefined, dim ?? undefined));
 }
 export function unfold(self: Tensor, dimension: number, size: number, step: number): Tensor {
-  return wrap(native.unfold(self.handle, dimension ?? undefined, size ?? undefined, step ?? undefined));
+  return wrap(native.unfold(handleOf(self), dimension ?? undefined, size ?? undefined, step ?? undefined));
 }
 export function movedim(self: Tensor, source: number | number[], destination: number | number[]): Tensor {
-  return wrap(native.movedim(self.handle, source ?? undefined, destination ?? undefined));
+  return wrap(native.movedim(handleOf(self), source ?? undefined, destination ?? undefined));
 }
 export function tril(self: Tensor, diagonal?: number): Tensor {
-  return wrap(native.tril(self.handle, diagonal ?? undefined));
+  return wrap(native.tril(handleOf(self), diagonal ?? undefined));
 }
 export function triu(self: Tensor, diagonal?: number): Tensor {
-  return wrap(native.triu(self.handle, diagonal ?? undefined));
+  return wrap(native.triu(handleOf(self), diagonal ?? undefined));
 }
 export function diag(self: Tensor, diagonal?: number): Tensor {
-  return wrap(native.diag(self.handle, diagonal ?? undefined));
+  return wrap(native.diag(handleOf(self), diagonal ?? undefined));
 }
 export function oneHot(self: Tensor, numClasses?: number): Tensor {
-  return wrap(native.one_hot(self.handle, numClasses ?? undefined));
+  return wrap(native.one_hot(handleOf(self), numClasses ?? undefined));
 }
 export function nonzero(self: Tensor): Tensor {
-  return wrap(native.nonzero(self.handle));
+  return wrap(native.nonzero(handleOf(self)));
 }
 export function argsort(self: Tensor, dim?: number, descending?: boolean): Tensor {
-  return wrap(native.argsort(self.handle, dim ?? undefined, descending ?? undefined));
+  return wrap(native.argsort(handleOf(self), dim ?? undefined, descending ?? undefined));
 }
 export function add(self: Tensor, other: Tensor | number | boolean, alpha?: number | boolean): Tensor {
-  return wrap(native.add(self.handle, operand(other), alpha ?? undefined));
+  return wrap(native.add(handleOf(self), operand(other), alpha ?? undefined));
 }
 export function sub(self: Tensor, other: Tensor | number | boolean, alpha?: number | boolean): Tensor {
-  return wrap(native.sub(self.handle, operand(other), alpha ?? undefined));
+  return wrap(native.sub(handleOf(self), operand(other), alpha ?? undefined));
 }
 export function rsub(self: Tensor, other: Tensor | number | boolean, alpha?: number | boolean): Tensor {
-  return wrap(native.rsub(self.handle, operand(other), alpha ?? undefined));
+  return wrap(native.rsub(handleOf(self), operand(other), alpha ?? undefined));
 }
 export function mul(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.mul(self.handle, operand(other)));
+  return wrap(native.mul(handleOf(self), operand(other)));
 }
 export function div(self: Tensor, other: Tensor | number | boolean, roundingMode?: string | null): Tensor {
-  return wrap(native.div(self.handle, operand(other), roundingMode ?? undefined));
+  return wrap(native.div(handleOf(self), operand(other), roundingMode ?? undefined));
 }
 export function remainder(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.remainder(self.handle, operand(other)));
+  return wrap(native.remainder(handleOf(self), operand(other)));
 }
 export function pow(self: Tensor, exponent: Tensor | number | boolean): Tensor {
-  return wrap(native.pow(self.handle, operand(exponent)));
+  return wrap(native.pow(handleOf(self), operand(exponent)));
 }
 export function maximum(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.maximum(self.handle, other.handle));
+  return wrap(native.maximum(handleOf(self), handleOf(other)));
 }
 export function minimum(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.minimum(self.handle, other.handle));
+  return wrap(native.minimum(handleOf(self), handleOf(other)));
 }
 export function atan2(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.atan2(self.handle, other.handle));
+  return wrap(native.atan2(handleOf(self), handleOf(other)));
 }
 export function neg(self: Tensor): Tensor {
-  return wrap(native.neg(self.handle));
+  return wrap(native.neg(handleOf(self)));
 }
 export function reciprocal(self: Tensor): Tensor {
-  return wrap(native.reciprocal(self.handle));
+  return wrap(native.reciprocal(handleOf(self)));
 }
 export function exp(self: Tensor): Tensor {
-  return wrap(native.exp(self.handle));
+  return wrap(native.exp(handleOf(self)));
 }
 export function expm1(self: Tensor): Tensor {
-  return wrap(native.expm1(self.handle));
+  return wrap(native.expm1(handleOf(self)));
 }
 export function log(self: Tensor): Tensor {
-  return wrap(native.log(self.handle));
+  return wrap(native.log(handleOf(self)));
 }
 export function log1p(self: Tensor): Tensor {
-  return wrap(native.log1p(self.handle));
+  return wrap(native.log1p(handleOf(self)));
 }
 export function log2(self: Tensor): Tensor {
-  return wrap(native.log2(self.handle));
+  return wrap(native.log2(handleOf(self)));
 }
 export function sqrt(self: Tensor): Tensor {
-  return wrap(native.sqrt(self.handle));
+  return wrap(native.sqrt(handleOf(self)));
 }
 export function rsqrt(self: Tensor): Tensor {
-  return wrap(native.rsqrt(self.handle));
+  return wrap(native.rsqrt(handleOf(self)));
 }
 export function square(self: Tensor): Tensor {
-  return wrap(native.square(self.handle));
+  return wrap(native.square(handleOf(self)));
 }
 export function abs(self: Tensor): Tensor {
-  return wrap(native.abs(self.handle));
+  return wrap(native.abs(handleOf(self)));
 }
 export function sign(self: Tensor): Tensor {
-  return wrap(native.sign(self.handle));
+  return wrap(native.sign(handleOf(self)));
 }
 export function floor(self: Tensor): Tensor {
-  return wrap(native.floor(self.handle));
+  return wrap(native.floor(handleOf(self)));
 }
 export function ceil(self: Tensor): Tensor {
-  return wrap(native.ceil(self.handle));
+  return wrap(native.ceil(handleOf(self)));
 }
 export function round(self: Tensor): Tensor {
-  return wrap(native.round(self.handle));
+  return wrap(native.round(handleOf(self)));
 }
 export function trunc(self: Tensor): Tensor {
-  return wrap(native.trunc(self.handle));
+  return wrap(native.trunc(handleOf(self)));
 }
 export function sin(self: Tensor): Tensor {
-  return wrap(native.sin(self.handle));
+  return wrap(native.sin(handleOf(self)));
 }
 export function cos(self: Tensor): Tensor {
-  return wrap(native.cos(self.handle));
+  return wrap(native.cos(handleOf(self)));
 }
 export function erf(self: Tensor): Tensor {
-  return wrap(native.erf(self.handle));
+  return wrap(native.erf(handleOf(self)));
 }
 export function sigmoid(self: Tensor): Tensor {
-  return wrap(native.sigmoid(self.handle));
+  return wrap(native.sigmoid(handleOf(self)));
 }
 export function tanh(self: Tensor): Tensor {
-  return wrap(native.tanh(self.handle));
+  return wrap(native.tanh(handleOf(self)));
 }
 export function relu(self: Tensor): Tensor {
-  return wrap(native.relu(self.handle));
+  return wrap(native.relu(handleOf(self)));
 }
 export function clamp(self: Tensor, min?: number | boolean | null, max?: number | boolean | null): Tensor {
-  return wrap(native.clamp(self.handle, min ?? undefined, max ?? undefined));
+  return wrap(native.clamp(handleOf(self), min ?? undefined, max ?? undefined));
 }
 export function lerp(self: Tensor, end: Tensor, weight: Tensor | number | boolean): Tensor {
-  return wrap(native.lerp(self.handle, end.handle, operand(weight)));
+  return wrap(native.lerp(handleOf(self), handleOf(end), operand(weight)));
 }
 export function matmul(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.matmul(self.handle, other.handle));
+  return wrap(native.matmul(handleOf(self), handleOf(other)));
 }
 export function mm(self: Tensor, mat2: Tensor): Tensor {
-  return wrap(native.mm(self.handle, mat2.handle));
+  return wrap(native.mm(handleOf(self), handleOf(mat2)));
 }
 export function bmm(self: Tensor, mat2: Tensor): Tensor {
-  return wrap(native.bmm(self.handle, mat2.handle));
+  return wrap(native.bmm(handleOf(self), handleOf(mat2)));
 }
 export function dot(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.dot(self.handle, other.handle));
+  return wrap(native.dot(handleOf(self), handleOf(other)));
 }
 export function outer(self: Tensor, vec2: Tensor): Tensor {
-  return wrap(native.outer(self.handle, vec2.handle));
+  return wrap(native.outer(handleOf(self), handleOf(vec2)));
 }
 export function addmm(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: number | boolean, alpha?: number | boolean): Tensor {
-  return wrap(native.addmm(self.handle, mat1.handle, mat2.handle, beta ?? undefined, alpha ?? undefined));
+  return wrap(native.addmm(handleOf(self), handleOf(mat1), handleOf(mat2), beta ?? undefined, alpha ?? undefined));
 }
 export function bernoulli(self: Tensor, p: number, generator?: Generator | null): Tensor {
-  return wrap(native.bernoulli(self.handle, p ?? undefined, generator?.handle));
+  return wrap(native.bernoulli(handleOf(self), p ?? undefined, generatorHandleOf(generator)));
 }
 export function sum(self: Tensor, dim?: number | number[] | null, keepdim?: boolean, dtype?: DType | null): Tensor {
-  return wrap(native.sum(self.handle, dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype)));
+  return wrap(native.sum(handleOf(self), dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype, 'sum')));
 }
 export function mean(self: Tensor, dim?: number | number[] | null, keepdim?: boolean, dtype?: DType | null): Tensor {
-  return wrap(native.mean(self.handle, dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype)));
+  return wrap(native.mean(handleOf(self), dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype, 'mean')));
 }
 export function variance(self: Tensor, dim?: number | number[] | null, correction?: number, keepdim?: boolean): Tensor {
-  return wrap(native.var(self.handle, dim ?? undefined, correction ?? undefined, keepdim ?? undefined));
+  return wrap(native.var(handleOf(self), dim ?? undefined, correction ?? undefined, keepdim ?? undefined));
 }
 export function std(self: Tensor, dim?: number | number[] | null, correction?: number, keepdim?: boolean): Tensor {
-  return wrap(native.std(self.handle, dim ?? undefined, correction ?? undefined, keepdim ?? undefined));
+  return wrap(native.std(handleOf(self), dim ?? undefined, correction ?? undefined, keepdim ?? undefined));
 }
 export function prod(self: Tensor, dim?: number | null, keepdim?: boolean): Tensor {
-  return wrap(native.prod(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrap(native.prod(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function max(self: Tensor): Tensor {
-  return wrap(native.max(self.handle));
+  return wrap(native.max(handleOf(self)));
 }
 export function min(self: Tensor): Tensor {
-  return wrap(native.min(self.handle));
+  return wrap(native.min(handleOf(self)));
 }
 export function maxDim(self: Tensor, dim: number, keepdim?: boolean): Tensor[] {
-  return wrapAll(native.max_dim(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrapAll(native.max_dim(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function minDim(self: Tensor, dim: number, keepdim?: boolean): Tensor[] {
-  return wrapAll(native.min_dim(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrapAll(native.min_dim(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function amax(self: Tensor, dim: number | number[], keepdim?: boolean): Tensor {
-  return wrap(native.amax(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrap(native.amax(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function amin(self: Tensor, dim: number | number[], keepdim?: boolean): Tensor {
-  return wrap(native.amin(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrap(native.amin(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function argmax(self: Tensor, dim?: number | null, keepdim?: boolean): Tensor {
-  return wrap(native.argmax(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrap(native.argmax(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function argmin(self: Tensor, dim?: number | null, keepdim?: boolean): Tensor {
-  return wrap(native.argmin(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrap(native.argmin(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function logsumexp(self: Tensor, dim: number | number[], keepdim?: boolean): Tensor {
-  return wrap(native.logsumexp(self.handle, dim ?? undefined, keepdim ?? undefined));
+  return wrap(native.logsumexp(handleOf(self), dim ?? undefined, keepdim ?? undefined));
 }
 export function norm(self: Tensor, p?: number | boolean, dim?: number | number[] | null, keepdim?: boolean): Tensor {
-  return wrap(native.norm(self.handle, p ?? undefined, dim ?? undefined, keepdim ?? undefined));
+  return wrap(native.norm(handleOf(self), p ?? undefined, dim ?? undefined, keepdim ?? undefined));
 }
 export function topk(self: Tensor, k: number, dim?: number, largest?: boolean, sorted?: boolean): Tensor[] {
-  return wrapAll(native.topk(self.handle, k ?? undefined, dim ?? undefined, largest ?? undefined, sorted ?? undefined));
+  return wrapAll(native.topk(handleOf(self), k ?? undefined, dim ?? undefined, largest ?? undefined, sorted ?? undefined));
 }
 export function sort(self: Tensor, dim?: number, descending?: boolean): Tensor[] {
-  return wrapAll(native.sort(self.handle, dim ?? undefined, descending ?? undefined));
+  return wrapAll(native.sort(handleOf(self), dim ?? undefined, descending ?? undefined));
 }
 export function cumsum(self: Tensor, dim: number, dtype?: DType | null): Tensor {
-  return wrap(native.cumsum(self.handle, dim ?? undefined, dtypeCode(dtype)));
+  return wrap(native.cumsum(handleOf(self), dim ?? undefined, dtypeCode(dtype, 'cumsum')));
 }
 export function all(self: Tensor): Tensor {
-  return wrap(native.all(self.handle));
+  return wrap(native.all(handleOf(self)));
 }
 export function any(self: Tensor): Tensor {
-  return wrap(native.any(self.handle));
+  return wrap(native.any(handleOf(self)));
 }
 export function bincount(self: Tensor, weights?: Tensor | null, minlength?: number): Tensor {
-  return wrap(native.bincount(self.handle, weights?.handle, minlength ?? undefined));
+  return wrap(native.bincount(handleOf(self), handleOf(weights), minlength ?? undefined));
 }
 export function eq(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.eq(self.handle, operand(other)));
+  return wrap(native.eq(handleOf(self), operand(other)));
 }
 export function ne(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.ne(self.handle, operand(other)));
+  return wrap(native.ne(handleOf(self), operand(other)));
 }
 export function lt(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.lt(self.handle, operand(other)));
+  return wrap(native.lt(handleOf(self), operand(other)));
 }
 export function le(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.le(self.handle, operand(other)));
+  return wrap(native.le(handleOf(self), operand(other)));
 }
 export function gt(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.gt(self.handle, operand(other)));
+  return wrap(native.gt(handleOf(self), operand(other)));
 }
 export function ge(self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.ge(self.handle, operand(other)));
+  return wrap(native.ge(handleOf(self), operand(other)));
 }
 export function equal(self: Tensor, other: Tensor): boolean {
-  return native.equal(self.handle, other.handle);
+  return native.equal(handleOf(self), handleOf(other));
 }
 export function allclose(self: Tensor, other: Tensor, rtol?: number, atol?: number, equalNan?: boolean): boolean {
-  return native.allclose(self.handle, other.handle, rtol ?? undefined, atol ?? undefined, equalNan ?? undefined);
+  return native.allclose(handleOf(self), handleOf(other), rtol ?? undefined, atol ?? undefined, equalNan ?? undefined);
 }
 export function isnan(self: Tensor): Tensor {
-  return wrap(native.isnan(self.handle));
+  return wrap(native.isnan(handleOf(self)));
 }
 export function isfinite(self: Tensor): Tensor {
-  return wrap(native.isfinite(self.handle));
+  return wrap(native.isfinite(handleOf(self)));
 }
 export function logicalNot(self: Tensor): Tensor {
-  return wrap(native.logical_not(self.handle));
+  return wrap(native.logical_not(handleOf(self)));
 }
 export function logicalAnd(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.logical_and(self.handle, other.handle));
+  return wrap(native.logical_and(handleOf(self), handleOf(other)));
 }
 export function logicalOr(self: Tensor, other: Tensor): Tensor {
-  return wrap(native.logical_or(self.handle, other.handle));
+  return wrap(native.logical_or(handleOf(self), handleOf(other)));
 }
 export function empty(size: number | number[], dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.empty(size ?? undefined, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.empty(size ?? undefined, dtypeCode(dtype, 'empty'), deviceName(device)));
 }
 export function zeros(size: number | number[], dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.zeros(size ?? undefined, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.zeros(size ?? undefined, dtypeCode(dtype, 'zeros'), deviceName(device)));
 }
 export function ones(size: number | number[], dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.ones(size ?? undefined, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.ones(size ?? undefined, dtypeCode(dtype, 'ones'), deviceName(device)));
 }
 export function full(size: number | number[], fillValue: number | boolean, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.full(size ?? undefined, fillValue ?? undefined, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.full(size ?? undefined, fillValue ?? undefined, dtypeCode(dtype, 'full'), deviceName(device)));
 }
 export function arange(start: number | boolean, end: number | boolean, step?: number | boolean, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.arange(start ?? undefined, end ?? undefined, step ?? undefined, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.arange(start ?? undefined, end ?? undefined, step ?? undefined, dtypeCode(dtype, 'arange'), deviceName(device)));
 }
 export function linspace(start: number | boolean, end: number | boolean, steps: number, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.linspace(start ?? undefined, end ?? undefined, steps ?? undefined, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.linspace(start ?? undefined, end ?? undefined, steps ?? undefined, dtypeCode(dtype, 'linspace'), deviceName(device)));
 }
 export function eye(n: number, m: number, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.eye(n ?? undefined, m ?? undefined, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.eye(n ?? undefined, m ?? undefined, dtypeCode(dtype, 'eye'), deviceName(device)));
 }
 export function rand(size: number | number[], generator?: Generator | null, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.rand(size ?? undefined, generator?.handle, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.rand(size ?? undefined, generatorHandleOf(generator), dtypeCode(dtype, 'rand'), deviceName(device)));
 }
 export function randn(size: number | number[], generator?: Generator | null, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.randn(size ?? undefined, generator?.handle, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.randn(size ?? undefined, generatorHandleOf(generator), dtypeCode(dtype, 'randn'), deviceName(device)));
 }
 export function randint(low: number, high: number, size: number | number[], generator?: Generator | null, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.randint(low ?? undefined, high ?? undefined, size ?? undefined, generator?.handle, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.randint(low ?? undefined, high ?? undefined, size ?? undefined, generatorHandleOf(generator), dtypeCode(dtype, 'randint'), deviceName(device)));
 }
 export function randperm(n: number, generator?: Generator | null, dtype?: DType, device?: DeviceLike): Tensor {
-  return wrap(native.randperm(n ?? undefined, generator?.handle, dtypeCode(dtype), deviceName(device)));
+  return wrap(native.randperm(n ?? undefined, generatorHandleOf(generator), dtypeCode(dtype, 'randperm'), deviceName(device)));
 }
 export function zerosLike(self: Tensor): Tensor {
-  return wrap(native.zeros_like(self.handle));
+  return wrap(native.zeros_like(handleOf(self)));
 }
 export function onesLike(self: Tensor): Tensor {
-  return wrap(native.ones_like(self.handle));
+  return wrap(native.ones_like(handleOf(self)));
 }
 export function fullLike(self: Tensor, fillValue: number | boolean): Tensor {
-  return wrap(native.full_like(self.handle, fillValue ?? undefined));
+  return wrap(native.full_like(handleOf(self), fillValue ?? undefined));
 }
 export function cat(tensors: Tensor[], dim?: number): Tensor {
   return wrap(native.cat(handles(tensors), dim ?? undefined));
@@ -435,134 +435,134 @@ export function stack(tensors: Tensor[], dim?: number): Tensor {
   return wrap(native.stack(handles(tensors), dim ?? undefined));
 }
 export function where(condition: Tensor, self: Tensor, other: Tensor | number | boolean): Tensor {
-  return wrap(native.where(condition.handle, self.handle, operand(other)));
+  return wrap(native.where(handleOf(condition), handleOf(self), operand(other)));
 }
 export function einsum(equation: string, tensors: Tensor[]): Tensor {
   return wrap(native.einsum(equation ?? undefined, handles(tensors)));
 }
 export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, stride?: number | number[], padding?: number | number[], dilation?: number | number[], groups?: number): Tensor {
-  return wrap(native.conv2d(input.handle, weight.handle, bias?.handle, stride ?? undefined, padding ?? undefined, dilation ?? undefined, groups ?? undefined));
+  return wrap(native.conv2d(handleOf(input), handleOf(weight), handleOf(bias), stride ?? undefined, padding ?? undefined, dilation ?? undefined, groups ?? undefined));
 }
 export function convTranspose2d(input: Tensor, weight: Tensor, bias?: Tensor | null, stride?: number | number[], padding?: number | number[], outputPadding?: number | number[], groups?: number, dilation?: number | number[]): Tensor {
-  return wrap(native.conv_transpose2d(input.handle, weight.handle, bias?.handle, stride ?? undefined, padding ?? undefined, outputPadding ?? undefined, groups ?? undefined, dilation ?? undefined));
+  return wrap(native.conv_transpose2d(handleOf(input), handleOf(weight), handleOf(bias), stride ?? undefined, padding ?? undefined, outputPadding ?? undefined, groups ?? undefined, dilation ?? undefined));
 }
 export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return wrap(native.linear(input.handle, weight.handle, bias?.handle));
+  return wrap(native.linear(handleOf(input), handleOf(weight), handleOf(bias)));
 }
 export function batchNorm(input: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null, training: boolean, momentum: number, eps: number): Tensor {
-  return wrap(native.batch_norm(input.handle, weight?.handle, bias?.handle, runningMean?.handle, runningVar?.handle, training ?? undefined, momentum ?? undefined, eps ?? undefined));
+  return wrap(native.batch_norm(handleOf(input), handleOf(weight), handleOf(bias), handleOf(runningMean), handleOf(runningVar), training ?? undefined, momentum ?? undefined, eps ?? undefined));
 }
 export function groupNorm(input: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps?: number): Tensor {
-  return wrap(native.group_norm(input.handle, numGroups ?? undefined, weight?.handle, bias?.handle, eps ?? undefined));
+  return wrap(native.group_norm(handleOf(input), numGroups ?? undefined, handleOf(weight), handleOf(bias), eps ?? undefined));
 }
 export function layerNorm(input: Tensor, normalizedShape: number | number[], weight?: Tensor | null, bias?: Tensor | null, eps?: number): Tensor {
-  return wrap(native.layer_norm(input.handle, normalizedShape ?? undefined, weight?.handle, bias?.handle, eps ?? undefined));
+  return wrap(native.layer_norm(handleOf(input), normalizedShape ?? undefined, handleOf(weight), handleOf(bias), eps ?? undefined));
 }
 export function maxPool2d(input: Tensor, kernelSize: number | number[], stride: number | number[], padding?: number | number[], dilation?: number | number[], ceilMode?: boolean): Tensor {
-  return wrap(native.max_pool2d(input.handle, kernelSize ?? undefined, stride ?? undefined, padding ?? undefined, dilation ?? undefined, ceilMode ?? undefined));
+  return wrap(native.max_pool2d(handleOf(input), kernelSize ?? undefined, stride ?? undefined, padding ?? undefined, dilation ?? undefined, ceilMode ?? undefined));
 }
 export function avgPool2d(input: Tensor, kernelSize: number | number[], stride: number | number[], padding?: number | number[], ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null): Tensor {
-  return wrap(native.avg_pool2d(input.handle, kernelSize ?? undefined, stride ?? undefined, padding ?? undefined, ceilMode ?? undefined, countIncludePad ?? undefined, divisorOverride ?? undefined));
+  return wrap(native.avg_pool2d(handleOf(input), kernelSize ?? undefined, stride ?? undefined, padding ?? undefined, ceilMode ?? undefined, countIncludePad ?? undefined, divisorOverride ?? undefined));
 }
 export function adaptiveAvgPool2d(input: Tensor, outputSize: number | number[]): Tensor {
-  return wrap(native.adaptive_avg_pool2d(input.handle, outputSize ?? undefined));
+  return wrap(native.adaptive_avg_pool2d(handleOf(input), outputSize ?? undefined));
 }
 export function adaptiveMaxPool2d(input: Tensor, outputSize: number | number[]): Tensor[] {
-  return wrapAll(native.adaptive_max_pool2d(input.handle, outputSize ?? undefined));
+  return wrapAll(native.adaptive_max_pool2d(handleOf(input), outputSize ?? undefined));
 }
-export function upsampleNearest2d(input: Tensor, outputSize: number | number[]): Tensor {
-  return wrap(native.upsample_nearest2d(input.handle, outputSize ?? undefined));
+export function upsampleNearest2d(input: Tensor, outputSize: number | number[], scalesH?: number | null, scalesW?: number | null): Tensor {
+  return wrap(native.upsample_nearest2d(handleOf(input), outputSize ?? undefined, scalesH ?? undefined, scalesW ?? undefined));
 }
-export function upsampleBilinear2d(input: Tensor, outputSize: number | number[], alignCorners?: boolean): Tensor {
-  return wrap(native.upsample_bilinear2d(input.handle, outputSize ?? undefined, alignCorners ?? undefined));
+export function upsampleBilinear2d(input: Tensor, outputSize: number | number[], alignCorners?: boolean, scalesH?: number | null, scalesW?: number | null): Tensor {
+  return wrap(native.upsample_bilinear2d(handleOf(input), outputSize ?? undefined, alignCorners ?? undefined, scalesH ?? undefined, scalesW ?? undefined));
 }
-export function upsampleBicubic2d(input: Tensor, outputSize: number | number[], alignCorners?: boolean): Tensor {
-  return wrap(native.upsample_bicubic2d(input.handle, outputSize ?? undefined, alignCorners ?? undefined));
+export function upsampleBicubic2d(input: Tensor, outputSize: number | number[], alignCorners?: boolean, scalesH?: number | null, scalesW?: number | null): Tensor {
+  return wrap(native.upsample_bicubic2d(handleOf(input), outputSize ?? undefined, alignCorners ?? undefined, scalesH ?? undefined, scalesW ?? undefined));
 }
 export function pixelShuffle(input: Tensor, upscaleFactor: number): Tensor {
-  return wrap(native.pixel_shuffle(input.handle, upscaleFactor ?? undefined));
+  return wrap(native.pixel_shuffle(handleOf(input), upscaleFactor ?? undefined));
 }
 export function pixelUnshuffle(input: Tensor, downscaleFactor: number): Tensor {
-  return wrap(native.pixel_unshuffle(input.handle, downscaleFactor ?? undefined));
+  return wrap(native.pixel_unshuffle(handleOf(input), downscaleFactor ?? undefined));
 }
 export function dropout(input: Tensor, p: number, train: boolean): Tensor {
-  return wrap(native.dropout(input.handle, p ?? undefined, train ?? undefined));
+  return wrap(native.dropout(handleOf(input), p ?? undefined, train ?? undefined));
 }
 export function featureDropout(input: Tensor, p: number, train: boolean): Tensor {
-  return wrap(native.feature_dropout(input.handle, p ?? undefined, train ?? undefined));
+  return wrap(native.feature_dropout(handleOf(input), p ?? undefined, train ?? undefined));
 }
 export function leakyRelu(input: Tensor, negativeSlope?: number | boolean): Tensor {
-  return wrap(native.leaky_relu(input.handle, negativeSlope ?? undefined));
+  return wrap(native.leaky_relu(handleOf(input), negativeSlope ?? undefined));
 }
 export function gelu(input: Tensor, approximate?: string): Tensor {
-  return wrap(native.gelu(input.handle, approximate ?? undefined));
+  return wrap(native.gelu(handleOf(input), approximate ?? undefined));
 }
 export function elu(input: Tensor, alpha?: number | boolean): Tensor {
-  return wrap(native.elu(input.handle, alpha ?? undefined));
+  return wrap(native.elu(handleOf(input), alpha ?? undefined));
 }
 export function silu(input: Tensor): Tensor {
-  return wrap(native.silu(input.handle));
+  return wrap(native.silu(handleOf(input)));
 }
 export function softplus(input: Tensor, beta?: number | boolean, threshold?: number | boolean): Tensor {
-  return wrap(native.softplus(input.handle, beta ?? undefined, threshold ?? undefined));
+  return wrap(native.softplus(handleOf(input), beta ?? undefined, threshold ?? undefined));
 }
 export function hardtanh(input: Tensor, minVal?: number | boolean, maxVal?: number | boolean): Tensor {
-  return wrap(native.hardtanh(input.handle, minVal ?? undefined, maxVal ?? undefined));
+  return wrap(native.hardtanh(handleOf(input), minVal ?? undefined, maxVal ?? undefined));
 }
 export function softmax(input: Tensor, dim: number, dtype?: DType | null): Tensor {
-  return wrap(native.softmax(input.handle, dim ?? undefined, dtypeCode(dtype)));
+  return wrap(native.softmax(handleOf(input), dim ?? undefined, dtypeCode(dtype, 'softmax')));
 }
 export function logSoftmax(input: Tensor, dim: number, dtype?: DType | null): Tensor {
-  return wrap(native.log_softmax(input.handle, dim ?? undefined, dtypeCode(dtype)));
+  return wrap(native.log_softmax(handleOf(input), dim ?? undefined, dtypeCode(dtype, 'log_softmax')));
 }
 export function constantPadNd(input: Tensor, pad: number | number[], value?: number | boolean): Tensor {
-  return wrap(native.constant_pad_nd(input.handle, pad ?? undefined, value ?? undefined));
+  return wrap(native.constant_pad_nd(handleOf(input), pad ?? undefined, value ?? undefined));
 }
 export function reflectionPad2d(input: Tensor, padding: number | number[]): Tensor {
-  return wrap(native.reflection_pad2d(input.handle, padding ?? undefined));
+  return wrap(native.reflection_pad2d(handleOf(input), padding ?? undefined));
 }
 export function replicationPad2d(input: Tensor, padding: number | number[]): Tensor {
-  return wrap(native.replication_pad2d(input.handle, padding ?? undefined));
+  return wrap(native.replication_pad2d(handleOf(input), padding ?? undefined));
 }
 export function crossEntropyLoss(input: Tensor, target: Tensor, weight?: Tensor | null, reduction?: Reduction, ignoreIndex?: number, labelSmoothing?: number): Tensor {
-  return wrap(native.cross_entropy_loss(input.handle, target.handle, weight?.handle, reduction ?? undefined, ignoreIndex ?? undefined, labelSmoothing ?? undefined));
+  return wrap(native.cross_entropy_loss(handleOf(input), handleOf(target), handleOf(weight), reduction ?? undefined, ignoreIndex ?? undefined, labelSmoothing ?? undefined));
 }
 export function nllLoss(input: Tensor, target: Tensor, weight?: Tensor | null, reduction?: Reduction, ignoreIndex?: number): Tensor {
-  return wrap(native.nll_loss(input.handle, target.handle, weight?.handle, reduction ?? undefined, ignoreIndex ?? undefined));
+  return wrap(native.nll_loss(handleOf(input), handleOf(target), handleOf(weight), reduction ?? undefined, ignoreIndex ?? undefined));
 }
 export function mseLoss(input: Tensor, target: Tensor, reduction?: Reduction): Tensor {
-  return wrap(native.mse_loss(input.handle, target.handle, reduction ?? undefined));
+  return wrap(native.mse_loss(handleOf(input), handleOf(target), reduction ?? undefined));
 }
 export function l1Loss(input: Tensor, target: Tensor, reduction?: Reduction): Tensor {
-  return wrap(native.l1_loss(input.handle, target.handle, reduction ?? undefined));
+  return wrap(native.l1_loss(handleOf(input), handleOf(target), reduction ?? undefined));
 }
 export function smoothL1Loss(input: Tensor, target: Tensor, reduction?: Reduction, beta?: number): Tensor {
-  return wrap(native.smooth_l1_loss(input.handle, target.handle, reduction ?? undefined, beta ?? undefined));
+  return wrap(native.smooth_l1_loss(handleOf(input), handleOf(target), reduction ?? undefined, beta ?? undefined));
 }
 export function huberLoss(input: Tensor, target: Tensor, reduction?: Reduction, delta?: number): Tensor {
-  return wrap(native.huber_loss(input.handle, target.handle, reduction ?? undefined, delta ?? undefined));
+  return wrap(native.huber_loss(handleOf(input), handleOf(target), reduction ?? undefined, delta ?? undefined));
 }
 export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, weight?: Tensor | null, posWeight?: Tensor | null, reduction?: Reduction): Tensor {
-  return wrap(native.binary_cross_entropy_with_logits(input.handle, target.handle, weight?.handle, posWeight?.handle, reduction ?? undefined));
+  return wrap(native.binary_cross_entropy_with_logits(handleOf(input), handleOf(target), handleOf(weight), handleOf(posWeight), reduction ?? undefined));
 }
 export function binaryCrossEntropy(input: Tensor, target: Tensor, weight?: Tensor | null, reduction?: Reduction): Tensor {
-  return wrap(native.binary_cross_entropy(input.handle, target.handle, weight?.handle, reduction ?? undefined));
+  return wrap(native.binary_cross_entropy(handleOf(input), handleOf(target), handleOf(weight), reduction ?? undefined));
 }
 export function klDiv(input: Tensor, target: Tensor, reduction?: Reduction, logTarget?: boolean): Tensor {
-  return wrap(native.kl_div(input.handle, target.handle, reduction ?? undefined, logTarget ?? undefined));
+  return wrap(native.kl_div(handleOf(input), handleOf(target), reduction ?? undefined, logTarget ?? undefined));
 }
 export function cosineSimilarity(x1: Tensor, x2: Tensor, dim?: number, eps?: number): Tensor {
-  return wrap(native.cosine_similarity(x1.handle, x2.handle, dim ?? undefined, eps ?? undefined));
+  return wrap(native.cosine_similarity(handleOf(x1), handleOf(x2), dim ?? undefined, eps ?? undefined));
 }
 export function pairwiseDistance(x1: Tensor, x2: Tensor, p?: number, eps?: number, keepdim?: boolean): Tensor {
-  return wrap(native.pairwise_distance(x1.handle, x2.handle, p ?? undefined, eps ?? undefined, keepdim ?? undefined));
+  return wrap(native.pairwise_distance(handleOf(x1), handleOf(x2), p ?? undefined, eps ?? undefined, keepdim ?? undefined));
 }
 export function cdist(x1: Tensor, x2: Tensor, p?: number): Tensor {
-  return wrap(native.cdist(x1.handle, x2.handle, p ?? undefined));
+  return wrap(native.cdist(handleOf(x1), handleOf(x2), p ?? undefined));
 }
 export function affineGridGenerator(theta: Tensor, size: number | number[], alignCorners?: boolean): Tensor {
-  return wrap(native.affine_grid_generator(theta.handle, size ?? undefined, alignCorners ?? undefined));
+  return wrap(native.affine_grid_generator(handleOf(theta), size ?? undefined, alignCorners ?? undefined));
 }
 export function gridSampler(input: Tensor, grid: Tensor, interpolationMode?: number, paddingMode?: number, alignCorners?: boolean): Tensor {
-  return wrap(native.grid_sampler(input.handle, grid.handle, interpolationMode ?? undefined, paddingMode ?? undefined, alignCorners ?? undefined));
+  return wrap(native.grid_sampler(handleOf(input), handleOf(grid), interpolationMode ?? undefined, paddingMode ?? undefined, alignCorners ?? undefined));
 }

@@ -179,9 +179,9 @@ export interface GeneratedNative {
   avg_pool2d(input?: Handle, kernel_size?: unknown, stride?: unknown, padding?: unknown, ceil_mode?: unknown, count_include_pad?: unknown, divisor_override?: unknown): Handle;
   adaptive_avg_pool2d(input?: Handle, output_size?: unknown): Handle;
   adaptive_max_pool2d(input?: Handle, output_size?: unknown): Handle[];
-  upsample_nearest2d(input?: Handle, output_size?: unknown): Handle;
-  upsample_bilinear2d(input?: Handle, output_size?: unknown, align_corners?: unknown): Handle;
-  upsample_bicubic2d(input?: Handle, output_size?: unknown, align_corners?: unknown): Handle;
+  upsample_nearest2d(input?: Handle, output_size?: unknown, scales_h?: unknown, scales_w?: unknown): Handle;
+  upsample_bilinear2d(input?: Handle, output_size?: unknown, align_corners?: unknown, scales_h?: unknown, scales_w?: unknown): Handle;
+  upsample_bicubic2d(input?: Handle, output_size?: unknown, align_corners?: unknown, scales_h?: unknown, scales_w?: unknown): Handle;
   pixel_shuffle(input?: Handle, upscale_factor?: unknown): Handle;
   pixel_unshuffle(input?: Handle, downscale_factor?: unknown): Handle;
   dropout(input?: Handle, p?: unknown, train?: unknown): Handle;

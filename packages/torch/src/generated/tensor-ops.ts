@@ -2,23 +2,14 @@
 /* eslint-disable */
 import type { DType, DeviceLike, Reduction } from '../dtype.js';
 import type { Generator } from '../generator.js';
-import { deviceName, dtypeCode, handles, native, operand, wrap, wrapAll, wrapOptional } from '../handle.js';
+import { deviceName, dtypeCode, generatorHandleOf, handleOf, handles, native, operand, wrap, wrapAll, wrapOptional } from '../handle.js';
 import type { Tensor } from '../tensor.js';
 
 /** Methods generated from the op table; Tensor extends this. */
 export abstract class TensorOps {
   abstract get handle(): import("../handle.js").Handle;
-  Sizes(): number[] {
-    return native._sizes(this.handle);
-  }
   strides(): number[] {
     return native.strides(this.handle);
-  }
-  ScalarType(): number {
-    return native._scalar_type(this.handle);
-  }
-  DeviceName(): string {
-    return native._device_name(this.handle);
   }
   numel(): number {
     return native.numel(this.handle);
@@ -30,13 +21,10 @@ export abstract class TensorOps {
     return native.is_contiguous(this.handle);
   }
   isAliasOf(other: Tensor): boolean {
-    return native.is_alias_of(this.handle, other.handle);
+    return native.is_alias_of(this.handle, handleOf(other));
   }
   item(): number {
     return native.item(this.handle);
-  }
-  RequiresGrad(): boolean {
-    return native._requires_grad(this.handle);
   }
   requiresGrad_(requiresGrad?: boolean): this {
     native.requires_grad_(this.handle, requiresGrad ?? undefined);
@@ -45,23 +33,17 @@ export abstract class TensorOps {
   isLeaf(): boolean {
     return native.is_leaf(this.handle);
   }
-  Grad(): Tensor | undefined {
-    return wrapOptional(native._grad(this.handle));
-  }
-  SetGrad(grad?: Tensor | null): void {
-    return native._set_grad(this.handle, grad?.handle);
-  }
   retainGrad(): void {
     return native.retain_grad(this.handle);
   }
   setData(data: Tensor): void {
-    return native.set_data(this.handle, data.handle);
+    return native.set_data(this.handle, handleOf(data));
   }
   detach(): Tensor {
     return wrap(native.detach(this.handle));
   }
   toDtype(dtype: DType): Tensor {
-    return wrap(native.to_dtype(this.handle, dtypeCode(dtype)));
+    return wrap(native.to_dtype(this.handle, dtypeCode(dtype, 'to_dtype')));
   }
   toDevice(device?: DeviceLike): Tensor {
     return wrap(native.to_device(this.handle, deviceName(device)));
@@ -109,33 +91,33 @@ export abstract class TensorOps {
     return wrap(native.select(this.handle, dim ?? undefined, index ?? undefined));
   }
   indexSelect(dim: number, index: Tensor): Tensor {
-    return wrap(native.index_select(this.handle, dim ?? undefined, index.handle));
+    return wrap(native.index_select(this.handle, dim ?? undefined, handleOf(index)));
   }
   index(indices: Tensor): Tensor {
-    return wrap(native.index(this.handle, indices.handle));
+    return wrap(native.index(this.handle, handleOf(indices)));
   }
   indexPut_(indices: Tensor, values: Tensor, accumulate?: boolean): this {
-    native.index_put_(this.handle, indices.handle, values.handle, accumulate ?? undefined);
+    native.index_put_(this.handle, handleOf(indices), handleOf(values), accumulate ?? undefined);
     return this;
   }
   gather(dim: number, index: Tensor): Tensor {
-    return wrap(native.gather(this.handle, dim ?? undefined, index.handle));
+    return wrap(native.gather(this.handle, dim ?? undefined, handleOf(index)));
   }
   scatter(dim: number, index: Tensor, src: Tensor | number | boolean): Tensor {
-    return wrap(native.scatter(this.handle, dim ?? undefined, index.handle, operand(src)));
+    return wrap(native.scatter(this.handle, dim ?? undefined, handleOf(index), operand(src)));
   }
   scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
-    return wrap(native.scatter_add(this.handle, dim ?? undefined, index.handle, src.handle));
+    return wrap(native.scatter_add(this.handle, dim ?? undefined, handleOf(index), handleOf(src)));
   }
   maskedFill(mask: Tensor, value: Tensor | number | boolean): Tensor {
-    return wrap(native.masked_fill(this.handle, mask.handle, operand(value)));
+    return wrap(native.masked_fill(this.handle, handleOf(mask), operand(value)));
   }
   maskedFill_(mask: Tensor, value: Tensor | number | boolean): this {
-    native.masked_fill_(this.handle, mask.handle, operand(value));
+    native.masked_fill_(this.handle, handleOf(mask), operand(value));
     return this;
   }
   maskedSelect(mask: Tensor): Tensor {
-    return wrap(native.masked_select(this.handle, mask.handle));
+    return wrap(native.masked_select(this.handle, handleOf(mask)));
   }
   split(splitSize: number, dim?: number): Tensor[] {
     return wrapAll(native.split(this.handle, splitSize ?? undefined, dim ?? undefined));
@@ -162,7 +144,7 @@ export abstract class TensorOps {
     return wrap(native.expand(this.handle, size ?? undefined));
   }
   expandAs(other: Tensor): Tensor {
-    return wrap(native.expand_as(this.handle, other.handle));
+    return wrap(native.expand_as(this.handle, handleOf(other)));
   }
   repeat(repeats: number | number[]): Tensor {
     return wrap(native.repeat(this.handle, repeats ?? undefined));
@@ -216,13 +198,13 @@ export abstract class TensorOps {
     return wrap(native.pow(this.handle, operand(exponent)));
   }
   maximum(other: Tensor): Tensor {
-    return wrap(native.maximum(this.handle, other.handle));
+    return wrap(native.maximum(this.handle, handleOf(other)));
   }
   minimum(other: Tensor): Tensor {
-    return wrap(native.minimum(this.handle, other.handle));
+    return wrap(native.minimum(this.handle, handleOf(other)));
   }
   atan2(other: Tensor): Tensor {
-    return wrap(native.atan2(this.handle, other.handle));
+    return wrap(native.atan2(this.handle, handleOf(other)));
   }
   neg(): Tensor {
     return wrap(native.neg(this.handle));
@@ -294,25 +276,25 @@ export abstract class TensorOps {
     return wrap(native.clamp(this.handle, min ?? undefined, max ?? undefined));
   }
   lerp(end: Tensor, weight: Tensor | number | boolean): Tensor {
-    return wrap(native.lerp(this.handle, end.handle, operand(weight)));
+    return wrap(native.lerp(this.handle, handleOf(end), operand(weight)));
   }
   matmul(other: Tensor): Tensor {
-    return wrap(native.matmul(this.handle, other.handle));
+    return wrap(native.matmul(this.handle, handleOf(other)));
   }
   mm(mat2: Tensor): Tensor {
-    return wrap(native.mm(this.handle, mat2.handle));
+    return wrap(native.mm(this.handle, handleOf(mat2)));
   }
   bmm(mat2: Tensor): Tensor {
-    return wrap(native.bmm(this.handle, mat2.handle));
+    return wrap(native.bmm(this.handle, handleOf(mat2)));
   }
   dot(other: Tensor): Tensor {
-    return wrap(native.dot(this.handle, other.handle));
+    return wrap(native.dot(this.handle, handleOf(other)));
   }
   outer(vec2: Tensor): Tensor {
-    return wrap(native.outer(this.handle, vec2.handle));
+    return wrap(native.outer(this.handle, handleOf(vec2)));
   }
   addmm(mat1: Tensor, mat2: Tensor, beta?: number | boolean, alpha?: number | boolean): Tensor {
-    return wrap(native.addmm(this.handle, mat1.handle, mat2.handle, beta ?? undefined, alpha ?? undefined));
+    return wrap(native.addmm(this.handle, handleOf(mat1), handleOf(mat2), beta ?? undefined, alpha ?? undefined));
   }
   add_(other: Tensor | number | boolean, alpha?: number | boolean): this {
     native.add_(this.handle, operand(other), alpha ?? undefined);
@@ -331,15 +313,15 @@ export abstract class TensorOps {
     return this;
   }
   addcmul_(tensor1: Tensor, tensor2: Tensor, value?: number | boolean): this {
-    native.addcmul_(this.handle, tensor1.handle, tensor2.handle, value ?? undefined);
+    native.addcmul_(this.handle, handleOf(tensor1), handleOf(tensor2), value ?? undefined);
     return this;
   }
   addcdiv_(tensor1: Tensor, tensor2: Tensor, value?: number | boolean): this {
-    native.addcdiv_(this.handle, tensor1.handle, tensor2.handle, value ?? undefined);
+    native.addcdiv_(this.handle, handleOf(tensor1), handleOf(tensor2), value ?? undefined);
     return this;
   }
   lerp_(end: Tensor, weight: Tensor | number | boolean): this {
-    native.lerp_(this.handle, end.handle, operand(weight));
+    native.lerp_(this.handle, handleOf(end), operand(weight));
     return this;
   }
   clamp_(min?: number | boolean | null, max?: number | boolean | null): this {
@@ -347,7 +329,7 @@ export abstract class TensorOps {
     return this;
   }
   copy_(src: Tensor): this {
-    native.copy_(this.handle, src.handle);
+    native.copy_(this.handle, handleOf(src));
     return this;
   }
   fill_(value: number | boolean): this {
@@ -359,21 +341,21 @@ export abstract class TensorOps {
     return this;
   }
   uniform_(from?: number, to?: number, generator?: Generator | null): this {
-    native.uniform_(this.handle, from ?? undefined, to ?? undefined, generator?.handle);
+    native.uniform_(this.handle, from ?? undefined, to ?? undefined, generatorHandleOf(generator));
     return this;
   }
   normal_(mean?: number, std?: number, generator?: Generator | null): this {
-    native.normal_(this.handle, mean ?? undefined, std ?? undefined, generator?.handle);
+    native.normal_(this.handle, mean ?? undefined, std ?? undefined, generatorHandleOf(generator));
     return this;
   }
   bernoulli(p: number, generator?: Generator | null): Tensor {
-    return wrap(native.bernoulli(this.handle, p ?? undefined, generator?.handle));
+    return wrap(native.bernoulli(this.handle, p ?? undefined, generatorHandleOf(generator)));
   }
   sum(dim?: number | number[] | null, keepdim?: boolean, dtype?: DType | null): Tensor {
-    return wrap(native.sum(this.handle, dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype)));
+    return wrap(native.sum(this.handle, dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype, 'sum')));
   }
   mean(dim?: number | number[] | null, keepdim?: boolean, dtype?: DType | null): Tensor {
-    return wrap(native.mean(this.handle, dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype)));
+    return wrap(native.mean(this.handle, dim ?? undefined, keepdim ?? undefined, dtypeCode(dtype, 'mean')));
   }
   var(dim?: number | number[] | null, correction?: number, keepdim?: boolean): Tensor {
     return wrap(native.var(this.handle, dim ?? undefined, correction ?? undefined, keepdim ?? undefined));
@@ -421,7 +403,7 @@ export abstract class TensorOps {
     return wrapAll(native.sort(this.handle, dim ?? undefined, descending ?? undefined));
   }
   cumsum(dim: number, dtype?: DType | null): Tensor {
-    return wrap(native.cumsum(this.handle, dim ?? undefined, dtypeCode(dtype)));
+    return wrap(native.cumsum(this.handle, dim ?? undefined, dtypeCode(dtype, 'cumsum')));
   }
   all(): Tensor {
     return wrap(native.all(this.handle));
@@ -430,7 +412,7 @@ export abstract class TensorOps {
     return wrap(native.any(this.handle));
   }
   bincount(weights?: Tensor | null, minlength?: number): Tensor {
-    return wrap(native.bincount(this.handle, weights?.handle, minlength ?? undefined));
+    return wrap(native.bincount(this.handle, handleOf(weights), minlength ?? undefined));
   }
   eq(other: Tensor | number | boolean): Tensor {
     return wrap(native.eq(this.handle, operand(other)));
@@ -451,10 +433,10 @@ export abstract class TensorOps {
     return wrap(native.ge(this.handle, operand(other)));
   }
   equal(other: Tensor): boolean {
-    return native.equal(this.handle, other.handle);
+    return native.equal(this.handle, handleOf(other));
   }
   allclose(other: Tensor, rtol?: number, atol?: number, equalNan?: boolean): boolean {
-    return native.allclose(this.handle, other.handle, rtol ?? undefined, atol ?? undefined, equalNan ?? undefined);
+    return native.allclose(this.handle, handleOf(other), rtol ?? undefined, atol ?? undefined, equalNan ?? undefined);
   }
   isnan(): Tensor {
     return wrap(native.isnan(this.handle));
@@ -466,9 +448,9 @@ export abstract class TensorOps {
     return wrap(native.logical_not(this.handle));
   }
   logicalAnd(other: Tensor): Tensor {
-    return wrap(native.logical_and(this.handle, other.handle));
+    return wrap(native.logical_and(this.handle, handleOf(other)));
   }
   logicalOr(other: Tensor): Tensor {
-    return wrap(native.logical_or(this.handle, other.handle));
+    return wrap(native.logical_or(this.handle, handleOf(other)));
   }
 }

@@ -1,6 +1,6 @@
 // The safetensors format: an 8-byte little-endian header length, a JSON header, then raw
 // little-endian tensor bytes. Files load in Python's safetensors and Hugging Face tools.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { bytesPerElement, type DType } from '../dtype.js';
 import { dtypeCode, native, wrap } from '../handle.js';
@@ -43,17 +43,31 @@ export function serialize(tensors: TensorMap, metadata?: Record<string, string>)
   return Buffer.concat([head, Buffer.from(json), ...blobs]);
 }
 
-/** Writes atomically: a temporary file beside the target, fsync, then rename. */
+/** The temporary file that writeFileAtomic writes before renaming it over `path`. */
+export function atomicTempPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+}
+
+/**
+ * Writes atomically: a temporary file beside the target, fsync, then rename. A crash or error
+ * at any point leaves the previous file as it was; on an error the temporary file is removed.
+ */
 export function writeFileAtomic(path: string, data: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
+  const tmp = atomicTempPath(path);
   try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'w');
+    try {
+      let written = 0;
+      while (written < data.length) written += writeSync(fd, data, written);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
   }
-  renameSync(tmp, path);
   try {
     const dirFd = openSync(dirname(path), 'r');
     fsyncSync(dirFd);
@@ -103,7 +117,12 @@ export function deserialize(bytes: Uint8Array, source = '<buffer>'): Loaded {
       if (!ours) fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(dtype)}`);
       if (!Array.isArray(shape) || shape.some((s) => !Number.isInteger(s) || s < 0))
         fail(`tensor '${name}' has a bad shape ${JSON.stringify(shape)}`);
-      if (!Array.isArray(offsets) || offsets.length !== 2 || !(offsets[0] <= offsets[1]))
+      if (
+        !Array.isArray(offsets) ||
+        offsets.length !== 2 ||
+        !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+        !(offsets[0] <= offsets[1])
+      )
         fail(`tensor '${name}' has bad data_offsets ${JSON.stringify(offsets)}`);
       const expected = shape!.reduce((a, b) => a * b, 1) * bytesPerElement[ours!];
       if (offsets![1] - offsets![0] !== expected)

@@ -148,7 +148,8 @@ export function avgPool2d(input: Tensor, kernelSize: IntOrPair, options: PoolOpt
 }
 
 export function adaptiveAvgPool2d(input: Tensor, outputSize: IntOrPair): Tensor {
-  return raw.adaptiveAvgPool2d(input, ints('adaptiveAvgPool2d', 'outputSize', outputSize, 1, 1));
+  const size = ints('adaptiveAvgPool2d', 'outputSize', outputSize, 1, 1);
+  return raw.adaptiveAvgPool2d(input, size.length === 1 ? [size[0], size[0]] : size);
 }
 
 export interface InterpolateOptions {
@@ -158,25 +159,30 @@ export interface InterpolateOptions {
   alignCorners?: boolean;
 }
 
-/** Resizes a 4-d NCHW batch, to `size` or by `scaleFactor`. */
+/**
+ * Resizes a 4-d NCHW batch, to `size` or by `scaleFactor`. As in PyTorch, a scale factor (not the
+ * ratio of the rounded sizes) maps output coordinates to input ones.
+ */
 export function interpolate(input: Tensor, options: InterpolateOptions): Tensor {
   const [, , h, w] = input.shape;
   if (input.ndim !== 4) throw new RangeError(`interpolate: 'input' must be 4-d NCHW, got shape [${input.shape}]`);
   let size: number[];
+  let scale: number | null = null;
   if (options.size !== undefined) size = ints('interpolate', 'size', options.size, 1, 1);
-  else if (options.scaleFactor !== undefined && options.scaleFactor > 0)
-    size = [Math.floor(h * options.scaleFactor), Math.floor(w * options.scaleFactor)];
-  else throw new RangeError("interpolate: give 'size' or a positive 'scaleFactor'");
+  else if (options.scaleFactor !== undefined && options.scaleFactor > 0) {
+    scale = options.scaleFactor;
+    size = [Math.floor(h * scale), Math.floor(w * scale)];
+  } else throw new RangeError("interpolate: give 'size' or a positive 'scaleFactor'");
   if (size.length === 1) size = [size[0], size[0]];
   const mode = options.mode ?? 'nearest';
   switch (mode) {
     case 'nearest':
       if (options.alignCorners !== undefined) throw new Error("interpolate: 'alignCorners' only applies to bilinear and bicubic");
-      return raw.upsampleNearest2d(input, size);
+      return raw.upsampleNearest2d(input, size, scale, scale);
     case 'bilinear':
-      return raw.upsampleBilinear2d(input, size, options.alignCorners ?? false);
+      return raw.upsampleBilinear2d(input, size, options.alignCorners ?? false, scale, scale);
     case 'bicubic':
-      return raw.upsampleBicubic2d(input, size, options.alignCorners ?? false);
+      return raw.upsampleBicubic2d(input, size, options.alignCorners ?? false, scale, scale);
     default:
       throw new RangeError(`interpolate: 'mode' must be nearest, bilinear or bicubic, got '${String(mode)}'`);
   }

@@ -1,6 +1,6 @@
 // nn.Module: parameters, buffers and children found by field, as PyTorch registers attributes.
 import { noGrad } from '../autograd.js';
-import { device as toDevice, isDType, type DType, type DeviceLike } from '../dtype.js';
+import { Device, device as toDevice, isDeviceName, isDType, type DType, type DeviceLike } from '../dtype.js';
 import { keep, tidy } from '../scope.js';
 import { Tensor } from '../tensor.js';
 
@@ -131,6 +131,11 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
 
   /** Moves or converts every parameter and buffer in place (floating ones only for dtypes). */
   to(target: DType | DeviceLike): this {
+    if (!isDType(target) && !(target instanceof Device) && !isDeviceName(target)) {
+      throw new TypeError(
+        `${this.constructor.name}.to: expected a dtype or a device ('cpu', 'cuda', 'cuda:N'), got ${JSON.stringify(target)}`,
+      );
+    }
     const convert = (t: Tensor) => {
       if (isDType(target) && !t.dtype.startsWith('float')) return;
       const moved = isDType(target) ? t.toDtype(target) : t.toDevice(toDevice(target));

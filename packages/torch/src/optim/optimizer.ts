@@ -97,8 +97,10 @@ export abstract class Optimizer<H extends { lr: number }> {
       for (const p of group.params) {
         const s = sd.state[index++];
         if (s) {
-          for (const v of Object.values(s)) if (typeof v !== 'number') keep(v);
-          this.state.set(p, { ...s });
+          // Copies, as PyTorch deep-copies: the state is updated in place and must not be shared with the source.
+          const copy: ParamState = {};
+          for (const [k, v] of Object.entries(s)) copy[k] = typeof v === 'number' ? v : keep(noGrad(() => v.clone()));
+          this.state.set(p, copy);
         } else this.state.delete(p);
       }
     });
