@@ -70,7 +70,16 @@ for (let step = 1; ; step++) {
     measured++;
     elapsed = (performance.now() - start) / 1000;
     if ((measured >= Number(a['min-steps']) && elapsed >= Number(a['min-seconds'])) || step >= Number(a['max-steps'])) {
-      console.log(JSON.stringify({ model: a.model, images_per_s: (measured * batch) / elapsed, steps: step, loss, rss_mb: rss, train_gflop_per_image: trainGflopPerImage }));
+      console.log(
+        JSON.stringify({
+          model: a.model,
+          images_per_s: (measured * batch) / elapsed,
+          steps: step,
+          loss,
+          rss_mb: rss,
+          train_gflop_per_image: trainGflopPerImage,
+        }),
+      );
       break;
     }
   }

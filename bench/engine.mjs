@@ -25,7 +25,10 @@ function ensureDebianPackages() {
   if (!existsSync(tcmalloc)) missing.push('libtcmalloc-minimal4');
   if (missing.length === 0) return;
   console.error(`bench: installing ${missing.join(' ')}`);
-  execFileSync('apt-get', ['install', '-y', '-q', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['install', '-y', '-q', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
 }
 
 function run(side, model, args) {
@@ -68,11 +71,24 @@ for (const model of ['nin4', 'resnet18-small']) {
 }
 
 const soakSteps = Number(opts['soak-steps']);
-const soak = run('pretext', 'resnet18-small', ['--batch', opts['soak-batch'], '--max-steps', String(soakSteps), '--min-steps', '1e9', '--min-seconds', '1e9', '--rss-at', `1000,${soakSteps}`]);
+const soak = run('pretext', 'resnet18-small', [
+  '--batch',
+  opts['soak-batch'],
+  '--max-steps',
+  String(soakSteps),
+  '--min-steps',
+  '1e9',
+  '--min-seconds',
+  '1e9',
+  '--rss-at',
+  `1000,${soakSteps}`,
+]);
 const rss1000 = soak.rss_mb[1000];
 const rssLast = soak.rss_mb[soakSteps];
 const growth = ((rssLast - rss1000) / rss1000) * 100;
-console.log(`RSS over ${soakSteps} steps of resnet18-small (batch ${opts['soak-batch']}): ${rss1000.toFixed(0)} MB at step 1000, ${rssLast.toFixed(0)} MB at step ${soakSteps} (${growth.toFixed(2)}%)`);
+console.log(
+  `RSS over ${soakSteps} steps of resnet18-small (batch ${opts['soak-batch']}): ${rss1000.toFixed(0)} MB at step 1000, ${rssLast.toFixed(0)} MB at step ${soakSteps} (${growth.toFixed(2)}%)`,
+);
 
 const nin = results.nin4;
 const resnet = results['resnet18-small'];

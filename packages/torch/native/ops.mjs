@@ -190,8 +190,9 @@ export const functionOps = [
     'at::full(size, fill_value, Options(dtype, device))',
   ],
   [
-    'arange(Scalar start, Scalar end, Scalar step=1, ScalarType dtype=Float, Device device) -> Tensor',
-    'at::arange(start, end, step, Options(dtype, device))',
+    // Without a dtype, integral arguments give int64 and others float32, as in PyTorch.
+    'arange(Scalar start, Scalar end, Scalar step=1, ScalarType? dtype, Device device) -> Tensor',
+    'dtype ? at::arange(start, end, step, Options(*dtype, device)) : at::arange(start, end, step, at::TensorOptions().device(device))',
   ],
   [
     'linspace(Scalar start, Scalar end, int steps, ScalarType dtype=Float, Device device) -> Tensor',
