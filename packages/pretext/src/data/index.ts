@@ -8,3 +8,6 @@ export * from './video.js';
 export * from './idx.js';
 export * from './pickle.js';
 export * from './cifar.js';
+export * from './synthetic/index.js';
+export * from './datasets.js';
+export * from './loader.js';
