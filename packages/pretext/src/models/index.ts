@@ -11,13 +11,25 @@ export { SmallAlexNet, type AlexNetOptions } from './alexnet.js';
 /** Backbones by the names configs and the CLI use. */
 export const backbones: Record<string, { description: string; create: (inChannels: number) => Backbone }> = {
   nin3: { description: 'Network-in-Network, 3 blocks (RotNet)', create: (inChannels) => new NetworkInNetwork({ blocks: 3, inChannels }) },
-  nin4: { description: 'Network-in-Network, 4 blocks (RotNet CIFAR default)', create: (inChannels) => new NetworkInNetwork({ blocks: 4, inChannels }) },
+  nin4: {
+    description: 'Network-in-Network, 4 blocks (RotNet CIFAR default)',
+    create: (inChannels) => new NetworkInNetwork({ blocks: 4, inChannels }),
+  },
   nin5: { description: 'Network-in-Network, 5 blocks (RotNet)', create: (inChannels) => new NetworkInNetwork({ blocks: 5, inChannels }) },
   resnet18: { description: 'CIFAR ResNet-18, width 64', create: (inChannels) => new CifarResNet({ depth: 18, width: 64, inChannels }) },
-  'resnet18-small': { description: 'CIFAR ResNet-18, width 16', create: (inChannels) => new CifarResNet({ depth: 18, width: 16, inChannels }) },
+  'resnet18-small': {
+    description: 'CIFAR ResNet-18, width 16',
+    create: (inChannels) => new CifarResNet({ depth: 18, width: 16, inChannels }),
+  },
   resnet34: { description: 'CIFAR ResNet-34, width 64', create: (inChannels) => new CifarResNet({ depth: 34, width: 64, inChannels }) },
-  alexnet: { description: 'small AlexNet-style trunk for patch tasks, width 64', create: (inChannels) => new SmallAlexNet({ width: 64, inChannels }) },
-  'alexnet-small': { description: 'small AlexNet-style trunk, width 32', create: (inChannels) => new SmallAlexNet({ width: 32, inChannels }) },
+  alexnet: {
+    description: 'small AlexNet-style trunk for patch tasks, width 64',
+    create: (inChannels) => new SmallAlexNet({ width: 64, inChannels }),
+  },
+  'alexnet-small': {
+    description: 'small AlexNet-style trunk, width 32',
+    create: (inChannels) => new SmallAlexNet({ width: 32, inChannels }),
+  },
 };
 
 export function createBackbone(name: string, inChannels = 3): Backbone {

@@ -16,7 +16,10 @@ class BasicBlock extends nn.Module {
     this.conv2 = new nn.Conv2d(outChannels, outChannels, 3, { padding: 1, bias: false });
     this.bn2 = new nn.BatchNorm2d(outChannels);
     if (stride !== 1 || inChannels !== outChannels) {
-      this.shortcut = new nn.Sequential(new nn.Conv2d(inChannels, outChannels, 1, { stride, bias: false }), new nn.BatchNorm2d(outChannels));
+      this.shortcut = new nn.Sequential(
+        new nn.Conv2d(inChannels, outChannels, 1, { stride, bias: false }),
+        new nn.BatchNorm2d(outChannels),
+      );
     }
   }
 
@@ -49,7 +52,11 @@ export class CifarResNet extends Backbone {
     const width = options.width ?? 64;
     if (!Number.isInteger(width) || width < 1) throw new RangeError(`CifarResNet: 'width' must be a positive integer, got ${width}`);
     const widths = [width, width * 2, width * 4, width * 8];
-    const stem = new nn.Sequential(new nn.Conv2d(options.inChannels ?? 3, width, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(width), nn.ReLU());
+    const stem = new nn.Sequential(
+      new nn.Conv2d(options.inChannels ?? 3, width, 3, { padding: 1, bias: false }),
+      new nn.BatchNorm2d(width),
+      nn.ReLU(),
+    );
     const stages: nn.Module[] = [stem];
     let inC = width;
     widths.forEach((w, s) => {
