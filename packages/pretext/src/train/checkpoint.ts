@@ -1,0 +1,157 @@
+// Checkpoints: tensors (modules, optimizer state, RNG states) in one safetensors file, and a JSON
+// sidecar with counters, hyperparameters and loader position. Both are written atomically and the
+// sidecar goes last, so it is the commit point: a write killed half-way leaves the previous
+// checkpoint as the latest valid one.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { safetensors, type nn, type optim, type Tensor } from '@pretext/torch';
+
+export interface CheckpointState {
+  /** Optimizer steps done so far (all phases advance together). */
+  step: number;
+  /** Epoch to continue in and the next batch index within it. */
+  epoch: number;
+  batch: number;
+  modules: Record<string, nn.Module>;
+  optimizers: Record<string, optim.Optimizer<{ lr: number }>>;
+  schedulers: Record<string, optim.LRScheduler>;
+  /** Named RNG states (uint8 tensors). */
+  rng: Record<string, Tensor>;
+  /** Free-form JSON: metrics, best score, thread count... */
+  info: Record<string, unknown>;
+}
+
+interface Sidecar {
+  format: 1;
+  file: string;
+  step: number;
+  epoch: number;
+  batch: number;
+  optimizers: Record<string, { paramGroups: unknown[]; scalars: Record<string, Record<string, number>> }>;
+  schedulers: Record<string, { lastStep: number }>;
+  info: Record<string, unknown>;
+}
+
+const pad = (step: number) => String(step).padStart(9, '0');
+
+export function checkpointName(step: number): string {
+  return `ckpt-${pad(step)}`;
+}
+
+/** Writes a checkpoint; returns its sidecar path. */
+export function saveCheckpoint(dir: string, state: CheckpointState, name = checkpointName(state.step)): string {
+  mkdirSync(dir, { recursive: true });
+  const tensors = new Map<string, Tensor>();
+  for (const [moduleName, module] of Object.entries(state.modules)) {
+    for (const [key, t] of module.stateDict()) tensors.set(`model.${moduleName}.${key}`, t);
+  }
+  const optimizers: Sidecar['optimizers'] = {};
+  for (const [phase, opt] of Object.entries(state.optimizers)) {
+    const sd = opt.stateDict();
+    const scalars: Record<string, Record<string, number>> = {};
+    for (const [index, entries] of Object.entries(sd.state)) {
+      for (const [key, value] of Object.entries(entries)) {
+        if (typeof value === 'number') (scalars[index] ??= {})[key] = value;
+        else tensors.set(`optim.${phase}.${index}.${key}`, value);
+      }
+    }
+    optimizers[phase] = { paramGroups: sd.paramGroups, scalars };
+  }
+  for (const [key, t] of Object.entries(state.rng)) tensors.set(`rng.${key}`, t);
+  safetensors.save(join(dir, `${name}.safetensors`), tensors, { format: 'pretext-checkpoint-1' });
+  const sidecar: Sidecar = {
+    format: 1,
+    file: `${name}.safetensors`,
+    step: state.step,
+    epoch: state.epoch,
+    batch: state.batch,
+    optimizers,
+    schedulers: Object.fromEntries(Object.entries(state.schedulers).map(([k, s]) => [k, s.stateDict()])),
+    info: state.info,
+  };
+  const path = join(dir, `${name}.json`);
+  safetensors.writeFileAtomic(path, Buffer.from(JSON.stringify(sidecar, null, 1)));
+  return path;
+}
+
+export interface CheckpointListing {
+  name: string;
+  step: number;
+  sidecar: string;
+}
+
+/** Complete checkpoints (sidecar and tensor file present), oldest first. */
+export function listCheckpoints(dir: string): CheckpointListing[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^ckpt-\d+\.json$/.test(f))
+    .map((f) => ({ name: f.slice(0, -5), step: Number(f.slice(5, -5)), sidecar: join(dir, f) }))
+    .filter((c) => existsSync(join(dir, `${c.name}.safetensors`)))
+    .sort((a, b) => a.step - b.step);
+}
+
+export interface LoadedCheckpoint {
+  step: number;
+  epoch: number;
+  batch: number;
+  info: Record<string, unknown>;
+  rng: Record<string, Tensor>;
+}
+
+/**
+ * Restores modules, optimizers and schedulers in place from a sidecar path. Throws with the file
+ * name when anything is missing or mis-shaped.
+ */
+export function loadCheckpoint(
+  sidecarPath: string,
+  target: Omit<CheckpointState, 'step' | 'epoch' | 'batch' | 'rng' | 'info'>,
+): LoadedCheckpoint {
+  const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar;
+  if (sidecar.format !== 1) throw new Error(`checkpoint ${sidecarPath}: unknown format ${String(sidecar.format)}`);
+  const { tensors } = safetensors.load(join(sidecarPath, '..', sidecar.file));
+  const take = (prefix: string) => new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  for (const [name, module] of Object.entries(target.modules)) {
+    try {
+      module.loadStateDict(take(`model.${name}.`));
+    } catch (e) {
+      throw new Error(`checkpoint ${sidecarPath}, module '${name}': ${(e as Error).message}`);
+    }
+  }
+  for (const [phase, opt] of Object.entries(target.optimizers)) {
+    const saved = sidecar.optimizers[phase];
+    if (!saved) throw new Error(`checkpoint ${sidecarPath} has no optimizer state for phase '${phase}'`);
+    const state: Record<number, optim.ParamState> = {};
+    for (const [key, t] of take(`optim.${phase}.`)) {
+      const [index, field] = key.split('.');
+      (state[Number(index)] ??= {})[field] = t;
+    }
+    for (const [index, scalars] of Object.entries(saved.scalars)) Object.assign((state[Number(index)] ??= {}), scalars);
+    opt.loadStateDict({ state, paramGroups: saved.paramGroups as never });
+  }
+  for (const [phase, scheduler] of Object.entries(target.schedulers)) {
+    const saved = sidecar.schedulers[phase];
+    if (saved) scheduler.loadStateDict(saved);
+  }
+  return { step: sidecar.step, epoch: sidecar.epoch, batch: sidecar.batch, info: sidecar.info, rng: Object.fromEntries(take('rng.')) };
+}
+
+/** Deletes all but the last `keepLast` checkpoints, never the one named `keep`. */
+export function pruneCheckpoints(dir: string, keepLast: number, keep?: string): void {
+  const all = listCheckpoints(dir);
+  for (const c of all.slice(0, Math.max(0, all.length - keepLast))) {
+    if (c.name === keep) continue;
+    rmSync(c.sidecar, { force: true });
+    rmSync(join(dir, `${c.name}.safetensors`), { force: true });
+  }
+}
+
+/** Reads only the module weights of a checkpoint (for embed, show and eval). */
+export function loadModuleWeights(sidecarPath: string, modules: Record<string, nn.Module>): Record<string, unknown> {
+  const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar;
+  const { tensors } = safetensors.load(join(sidecarPath, '..', sidecar.file));
+  for (const [name, module] of Object.entries(modules)) {
+    const prefix = `model.${name}.`;
+    module.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v])));
+  }
+  return sidecar.info;
+}

@@ -1,0 +1,52 @@
+// Loading a trained run back: its config, task modules and backbone, from a run folder or a checkpoint.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createBackbone, type Backbone } from '../models/index.js';
+import { getTask } from '../tasks/registry.js';
+import type { TaskInstance } from '../tasks/task.js';
+import { listCheckpoints, loadModuleWeights } from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+
+/** What the trainer records about the data in the run folder (data.json). */
+export interface RunData {
+  channels: number;
+  imageSize: number;
+  mean: number[];
+  std: number[];
+  samples: number;
+}
+
+export interface Pretrained {
+  config: TrainConfig;
+  instance: TaskInstance;
+  backbone: Backbone;
+  checkpoint: string;
+  /** Per-channel normalization the run trained with (run folder data.json). */
+  normalization: { mean: number[]; std: number[] };
+}
+
+/** Finds the checkpoint sidecar: a run folder's best (else latest) checkpoint, or a sidecar path. */
+export function findCheckpoint(path: string): { sidecar: string; runDir: string } {
+  if (!existsSync(path)) throw new Error(`--checkpoint: ${path} does not exist`);
+  if (statSync(path).isFile()) return { sidecar: path, runDir: dirname(dirname(path)) };
+  const dir = join(path, 'checkpoints');
+  const best = join(dir, 'best.json');
+  if (existsSync(best)) return { sidecar: best, runDir: path };
+  const latest = listCheckpoints(dir).at(-1);
+  if (!latest) throw new Error(`--checkpoint: no checkpoint in ${dir}`);
+  return { sidecar: latest.sidecar, runDir: path };
+}
+
+/** Rebuilds the task's modules as the run configured them and loads their weights. */
+export function loadPretrained(path: string): Pretrained {
+  const { sidecar, runDir } = findCheckpoint(path);
+  const configPath = join(runDir, 'config.json');
+  if (!existsSync(configPath)) throw new Error(`--checkpoint: ${configPath} is missing, so the model cannot be rebuilt`);
+  const config = JSON.parse(readFileSync(configPath, 'utf8')) as TrainConfig;
+  const data = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8')) as RunData;
+  const backbone = createBackbone(config.backbone, data.channels);
+  const instance = getTask(config.task).create(backbone, config.taskOptions, { inChannels: data.channels, imageSize: data.imageSize });
+  loadModuleWeights(sidecar, instance.modules);
+  for (const m of Object.values(instance.modules)) m.eval();
+  return { config, instance, backbone, checkpoint: sidecar, normalization: { mean: data.mean, std: data.std } };
+}

@@ -1,0 +1,110 @@
+// A run killed with SIGKILL (or stopped with Ctrl-C) and resumed ends with exactly the weights of
+// an uninterrupted run, in deterministic mode.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { safetensors } from '@pretext/torch';
+import { listCheckpoints } from '../../src/train/checkpoint.js';
+
+const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const hasFashionMnist = existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz');
+const skip = hasFashionMnist ? false : 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)';
+
+const args = (out: string) => [
+  cli,
+  'pretrain',
+  '--task',
+  'rotation',
+  '--data',
+  'fashion-mnist',
+  '--limit',
+  '192',
+  '--backbone',
+  'resnet18-small',
+  '--batch-size',
+  '32',
+  '--epochs',
+  '3',
+  '--lr',
+  '0.05',
+  '--checkpoint-every',
+  '2',
+  '--keep-last',
+  '20',
+  '--threads',
+  '2',
+  '--deterministic',
+  '--out',
+  out,
+];
+
+function runToEnd(out: string, resume = false): void {
+  const r = spawnSync(process.execPath, [...args(out), ...(resume ? ['--resume'] : [])], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+/** Starts a run and sends `signal` once a checkpoint at or past `afterStep` exists. */
+async function interrupt(out: string, signal: NodeJS.Signals, afterStep: number, delayMs: number): Promise<number | null> {
+  const child = spawn(process.execPath, args(out), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (;;) {
+    const latest = listCheckpoints(join(out, 'checkpoints')).at(-1);
+    if (latest && latest.step >= afterStep) break;
+    if (child.exitCode !== null) assert.fail(`run ended before step ${afterStep}: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, delayMs));
+  child.kill(signal);
+  return exited;
+}
+
+function finalTensors(out: string): Map<string, Buffer> {
+  const last = listCheckpoints(join(out, 'checkpoints')).at(-1)!;
+  const { tensors } = safetensors.load(join(out, 'checkpoints', `${last.name}.safetensors`));
+  return new Map([...tensors].filter(([k]) => !k.startsWith('rng.')).map(([k, t]) => [k, Buffer.from(t.toTypedArray().buffer)]));
+}
+
+function assertSameWeights(a: string, b: string): void {
+  const ta = finalTensors(a);
+  const tb = finalTensors(b);
+  assert.deepEqual([...tb.keys()].sort(), [...ta.keys()].sort());
+  assert.ok([...ta.keys()].some((k) => k.startsWith('model.backbone.')));
+  for (const [k, v] of ta) assert.ok(v.equals(tb.get(k)!), `tensor ${k} differs after resume`);
+}
+
+test('SIGKILL at arbitrary points then --resume reproduces the uninterrupted weights exactly', { skip, timeout: 240_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'pretext-resume-'));
+  const reference = join(root, 'reference');
+  runToEnd(reference);
+  assert.equal(listCheckpoints(join(reference, 'checkpoints')).at(-1)!.step, 18);
+  for (const [i, [afterStep, delay]] of [
+    [3, 0],
+    [8, 150],
+  ].entries()) {
+    const killed = join(root, `killed-${i}`);
+    await interrupt(killed, 'SIGKILL', afterStep, delay);
+    const before = listCheckpoints(join(killed, 'checkpoints')).at(-1)!.step;
+    assert.ok(before < 18, 'the kill landed before the end');
+    runToEnd(killed, true);
+    assertSameWeights(reference, killed);
+  }
+});
+
+test('Ctrl-C saves a checkpoint and exits cleanly; --resume finishes the run', { skip, timeout: 240_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'pretext-sigint-'));
+  const reference = join(root, 'reference');
+  runToEnd(reference);
+  const stopped = join(root, 'stopped');
+  const code = await interrupt(stopped, 'SIGINT', 4, 0);
+  assert.equal(code, 130);
+  const saved = listCheckpoints(join(stopped, 'checkpoints')).at(-1)!.step;
+  assert.ok(saved >= 4 && saved < 18);
+  runToEnd(stopped, true);
+  assertSameWeights(reference, stopped);
+});
