@@ -1,0 +1,508 @@
+// `pretext bench`: the results table. Rows are pretext tasks (trained runs, or pretrained here with
+// a stated budget) plus the random-init and supervised baselines of the same backbone; columns are
+// protocols at all labels and at K labels per class; one table per dataset, written as markdown,
+// JSON and SVG charts. Every row records its config and seed.
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Tensor } from '@pretext/torch';
+import { resolveDataset } from '../data/datasets.js';
+import { datasetStats } from '../data/loader.js';
+import type { SampleStore } from '../data/store.js';
+import type { Backbone } from '../models/backbone.js';
+import { z } from 'zod';
+import { readConfigFile, validate, type TrainConfigInput } from '../train/config.js';
+import { loadPretrained } from '../train/pretrained.js';
+import { subsetIndices, train as pretrain } from '../train/trainer.js';
+import { extractFeatures, extractLayerFeatures, type Pool } from './features.js';
+import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from './finetune.js';
+import { sampleLabelsPerClass } from './lowshot.js';
+import type { Compute, EvalResult } from './metrics.js';
+import { confusionHeatmap } from './pictures.js';
+import {
+  allRows,
+  evaluateBackbone,
+  evaluateFeatures,
+  evaluateLayerFeatures,
+  labelsOf,
+  type Protocol,
+  type ProtocolOptions,
+} from './protocols.js';
+import { groupedBarChartSvg, writeText } from './svg.js';
+
+export interface BenchRow {
+  /** Row label, e.g. 'rotation'. */
+  name: string;
+  /** Trained run folders by dataset, e.g. { cifar10: 'runs/rotation-c10' }. */
+  runs?: Record<string, string>;
+  /** Otherwise pretrain here with train(): a config without data and out (they are filled in per dataset). */
+  pretrain?: Omit<TrainConfigInput, 'data' | 'out'>;
+}
+
+export interface BenchOptions {
+  /** Output folder: results.md, results.json, chart-<dataset>.svg, confusion heatmaps, pretraining runs. */
+  out: string;
+  /** Default ['cifar10', 'fashion-mnist']. */
+  datasets?: string[];
+  rows: BenchRow[];
+  /** Backbone of the baselines; default the first row's (from its run or pretrain config), else 'nin4'. */
+  backbone?: string;
+  /** Block the protocols read; default 'block2' where it exists (RotNet's best on CIFAR-10), else the last. */
+  block?: string;
+  pool?: Pool;
+  /** Default ['linear', 'knn']. */
+  protocols?: Protocol[];
+  /** K columns besides all labels (e.g. 20, 100, 400, 1000). */
+  labelsPerClass?: number[];
+  /** Default both. */
+  baselines?: { random?: boolean; supervised?: boolean };
+  /** Linear probe on every block of every row (default true). */
+  layers?: boolean;
+  seed?: number;
+  /** Seeded subsets of each split, for quick runs. */
+  trainLimit?: number;
+  testLimit?: number;
+  protocolOptions?: Omit<ProtocolOptions, 'labelsPerClass' | 'seed'>;
+  supervised?: SupervisedOptions;
+  log?: (line: string) => void;
+}
+
+export interface BenchCell {
+  protocol: Protocol;
+  labelsPerClass?: number;
+  top1: number;
+  compute: Compute;
+  result: EvalResult;
+}
+
+export interface BenchRowResult {
+  dataset: string;
+  name: string;
+  kind: 'pretext' | 'random' | 'supervised';
+  /** The evaluation seed (low-shot draws, probes, baseline init); a pretext row's pretraining seed is config.seed. */
+  seed: number;
+  /** Everything needed to rerun the row. */
+  config: Record<string, unknown>;
+  /** The pretraining budget (pretext rows). */
+  pretraining?: { epochs: number; steps?: number; cpuMinutes?: number; wallMinutes?: number; runDir: string };
+  /** The block the protocols read. */
+  block: string;
+  cells: Record<string, BenchCell>;
+  layers?: { block: string; top1: number }[];
+  bestBlock?: string;
+}
+
+export interface BenchResult {
+  createdAt: string;
+  settings: Record<string, unknown>;
+  columns: string[];
+  rows: BenchRowResult[];
+  files: string[];
+}
+
+/** RotNet's CIFAR-10 numbers (Gidaris et al. 2018, full compute), the anchor for the rotation row. */
+export const ROTNET_CIFAR10 = {
+  nonlinearBlock2: 89.06,
+  convBlock2: 91.16,
+  supervisedNin: 92.8,
+  lowShotConv: { 20: 64.6, 100: 75.3, 400: 82.8, 1000: 86.4 } as Record<number, number>,
+};
+
+const allBudgets = (options: BenchOptions): (number | undefined)[] => [undefined, ...(options.labelsPerClass ?? [])];
+
+export const columnKey = (protocol: Protocol, k?: number): string => (k === undefined ? protocol : `${protocol}@${k}`);
+
+interface DatasetContext {
+  dataset: string;
+  train: SampleStore;
+  test: SampleStore;
+  trainRows: Int32Array;
+  testRows: Int32Array;
+}
+
+function defaultBlock(backbone: Backbone, block?: string): string {
+  return block ?? (backbone.blockNames.includes('block2') ? 'block2' : backbone.blockNames[backbone.blockNames.length - 1]);
+}
+
+/** A backbone to evaluate; `fresh` rebuilds it for fine-tuning, which trains in place. */
+interface RowModel {
+  backbone: Backbone;
+  fresh: () => Backbone;
+  normalization: { mean: number[]; std: number[] };
+  imageSize?: number;
+}
+
+/** Evaluates one backbone under each protocol at each label budget `ks` (undefined: all labels). */
+async function evaluateRow(
+  ctx: DatasetContext,
+  options: BenchOptions,
+  model: RowModel,
+  ks: (number | undefined)[],
+): Promise<Pick<BenchRowResult, 'block' | 'cells' | 'layers' | 'bestBlock'>> {
+  const { backbone, fresh, normalization, imageSize } = model;
+  const seed = options.seed ?? 0;
+  const protocols = options.protocols ?? ['linear', 'knn'];
+  const block = defaultBlock(backbone, options.block);
+  const input = {
+    train: ctx.train,
+    test: ctx.test,
+    block,
+    pool: options.pool,
+    normalization,
+    imageSize,
+    trainIndices: ctx.trainRows,
+    testIndices: ctx.testRows,
+  };
+  const cells: Record<string, BenchCell> = {};
+  const add = (protocol: Protocol, k: number | undefined, result: EvalResult) => {
+    cells[columnKey(protocol, k)] = { protocol, labelsPerClass: k, top1: result.top1, compute: result.compute, result };
+    options.log?.(`  ${ctx.dataset} ${columnKey(protocol, k)}: ${result.top1.toFixed(2)}%`);
+  };
+  const featureProtocols = protocols.filter((p): p is 'linear' | 'knn' | 'mlp' => p === 'linear' || p === 'knn' || p === 'mlp');
+  const blocks = options.layers === false ? [block] : [...backbone.blockNames];
+  let layerSummary: Pick<BenchRowResult, 'layers' | 'bestBlock'> = {};
+  if (featureProtocols.length || options.layers !== false) {
+    const extract = (store: SampleStore, rows: Int32Array) =>
+      extractLayerFeatures(backbone, store, { blocks, pool: options.pool, normalization, imageSize, indices: rows });
+    const train = await extract(ctx.train, ctx.trainRows);
+    const test = await extract(ctx.test, ctx.testRows);
+    const [trainLabels, testLabels] = [labelsOf(ctx.train, ctx.trainRows), labelsOf(ctx.test, ctx.testRows)];
+    try {
+      for (const protocol of featureProtocols) {
+        for (const k of ks) {
+          const trainSet = { ...trainLabels, features: train.get(block)! };
+          add(
+            protocol,
+            k,
+            evaluateFeatures(
+              protocol,
+              trainSet,
+              { ...testLabels, features: test.get(block)! },
+              { ...options.protocolOptions, labelsPerClass: k, seed },
+            ),
+          );
+        }
+      }
+      if (options.layers !== false) {
+        const { layers, best } = evaluateLayerFeatures(train, test, trainLabels, testLabels, { ...options.protocolOptions, seed });
+        layerSummary = { layers: layers.map((l) => ({ block: l.block, top1: l.result.top1 })), bestBlock: best };
+        options.log?.(
+          `  ${ctx.dataset} linear probe by block: ${layers.map((l) => `${l.block} ${l.result.top1.toFixed(2)}%`).join(', ')}; best ${best}`,
+        );
+      }
+    } finally {
+      for (const t of [...train.values(), ...test.values()]) t.dispose();
+    }
+  }
+  if (protocols.includes('conv')) {
+    const maps = (store: SampleStore, rows: Int32Array): Promise<Tensor> =>
+      extractFeatures(backbone, store, { block, pool: 'none', normalization, imageSize, indices: rows });
+    const [train, test] = [await maps(ctx.train, ctx.trainRows), await maps(ctx.test, ctx.testRows)];
+    try {
+      for (const k of ks) {
+        const result = evaluateFeatures(
+          'conv',
+          { ...labelsOf(ctx.train, ctx.trainRows), features: train },
+          { ...labelsOf(ctx.test, ctx.testRows), features: test },
+          { ...options.protocolOptions, labelsPerClass: k, seed },
+        );
+        add('conv', k, result);
+      }
+    } finally {
+      train.dispose();
+      test.dispose();
+    }
+  }
+  if (protocols.includes('finetune')) {
+    for (const k of ks)
+      add(
+        'finetune',
+        k,
+        await evaluateBackbone('finetune', { ...input, backbone: fresh() }, { ...options.protocolOptions, labelsPerClass: k, seed }),
+      );
+  }
+  return { block, cells, ...layerSummary };
+}
+
+/** Pretraining budget of an existing run, from its config and epoch records. */
+function runBudget(runDir: string, epochs: number): BenchRowResult['pretraining'] {
+  const metrics = join(runDir, 'metrics.jsonl');
+  const records = existsSync(metrics)
+    ? readFileSync(metrics, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { type?: string; seconds?: number; steps?: number })
+        .filter((r) => r.type === 'epoch')
+    : [];
+  const seconds = records.reduce((s, r) => s + (r.seconds ?? 0), 0);
+  return { epochs, steps: records.at(-1)?.steps, wallMinutes: seconds ? seconds / 60 : undefined, runDir };
+}
+
+async function pretextRow(ctx: DatasetContext, row: BenchRow, options: BenchOptions): Promise<BenchRowResult> {
+  const seed = options.seed ?? 0;
+  let runDir = row.runs?.[ctx.dataset];
+  let pretraining: BenchRowResult['pretraining'];
+  if (!runDir) {
+    if (!row.pretrain) throw new Error(`bench row '${row.name}' has neither a run for ${ctx.dataset} nor a pretrain config`);
+    runDir = join(options.out, 'runs', `${ctx.dataset}-${row.name}`);
+    options.log?.(`pretraining ${row.name} on ${ctx.dataset} into ${runDir}`);
+    const result = await pretrain({ seed, ...row.pretrain, data: ctx.dataset, out: runDir }, { log: options.log, progress: false });
+    pretraining = {
+      epochs: result.config.epochs,
+      steps: result.steps,
+      cpuMinutes: result.cpuSeconds / 60,
+      wallMinutes: result.wallSeconds / 60,
+      runDir,
+    };
+  }
+  const loaded = loadPretrained(runDir);
+  pretraining ??= runBudget(runDir, loaded.config.epochs);
+  options.log?.(`evaluating ${row.name} (${loaded.config.task}, ${loaded.config.backbone}) on ${ctx.dataset}`);
+  const model = {
+    backbone: loaded.backbone,
+    fresh: () => loadPretrained(runDir).backbone,
+    normalization: loaded.normalization,
+    imageSize: loaded.config.imageSize,
+  };
+  const evaluated = await evaluateRow(ctx, options, model, allBudgets(options));
+  return {
+    dataset: ctx.dataset,
+    name: row.name,
+    kind: 'pretext',
+    seed,
+    config: { ...loaded.config, runDir },
+    pretraining,
+    ...evaluated,
+  };
+}
+
+async function randomRow(ctx: DatasetContext, backboneName: string, options: BenchOptions): Promise<BenchRowResult> {
+  const seed = options.seed ?? 0;
+  const make = () => randomBackbone(backboneName, ctx.train.channels, seed);
+  options.log?.(`evaluating random-init ${backboneName} on ${ctx.dataset}`);
+  const evaluated = await evaluateRow(
+    ctx,
+    options,
+    { backbone: make(), fresh: make, normalization: datasetStats(ctx.train) },
+    allBudgets(options),
+  );
+  return {
+    dataset: ctx.dataset,
+    name: 'random init',
+    kind: 'random',
+    seed,
+    config: { backbone: backboneName, init: 'random', seed },
+    ...evaluated,
+  };
+}
+
+/**
+ * The supervised baseline: per label budget, a seeded random-init backbone trained end to end on
+ * those labels; 'finetune' columns report its own test accuracy, the other protocols read its
+ * frozen block with the same labeled subset.
+ */
+async function supervisedRow(ctx: DatasetContext, backboneName: string, options: BenchOptions): Promise<BenchRowResult> {
+  const seed = options.seed ?? 0;
+  const protocols = options.protocols ?? ['linear', 'knn'];
+  const normalization = datasetStats(ctx.train);
+  const cells: Record<string, BenchCell> = {};
+  let block = '';
+  const trainLabels = labelsOf(ctx.train, ctx.trainRows);
+  for (const k of allBudgets(options)) {
+    const picked = k === undefined ? undefined : sampleLabelsPerClass(trainLabels.labels, k, { seed, classNames: trainLabels.classNames });
+    const rows = picked ? Int32Array.from(picked, (i) => ctx.trainRows[i]) : ctx.trainRows;
+    options.log?.(
+      `supervised ${backboneName} on ${ctx.dataset} with ${k === undefined ? 'all' : `${k} per class`} labels (${rows.length} images)`,
+    );
+    const backbone = randomBackbone(backboneName, ctx.train.channels, seed);
+    const run = await trainSupervised(backbone, ctx.train, { seed, normalization, ...options.supervised, indices: rows, log: options.log });
+    // The frozen-feature protocols draw the same K per class (same seed) the network was trained on.
+    const frozen = { ...options, protocols: protocols.filter((p) => p !== 'finetune'), layers: false };
+    const evaluated = await evaluateRow(ctx, frozen, { backbone, fresh: () => backbone, normalization }, [k]);
+    Object.assign(cells, evaluated.cells);
+    block = evaluated.block;
+    if (protocols.includes('finetune')) {
+      const report = await reportOnTest('supervised', run, ctx.test, { ...options.supervised, testIndices: ctx.testRows });
+      const result = { ...report, details: { ...report.details, labelsPerClass: k } };
+      cells[columnKey('finetune', k)] = { protocol: 'finetune', labelsPerClass: k, top1: result.top1, compute: result.compute, result };
+      options.log?.(`  ${ctx.dataset} supervised end to end${k === undefined ? '' : ` @${k}`}: ${report.top1.toFixed(2)}%`);
+    }
+  }
+  return {
+    dataset: ctx.dataset,
+    name: 'supervised',
+    kind: 'supervised',
+    seed,
+    config: { backbone: backboneName, seed, ...options.supervised, labelsPerClass: options.labelsPerClass ?? [] },
+    block,
+    cells,
+  };
+}
+
+function baselineBackbone(options: BenchOptions): string {
+  if (options.backbone) return options.backbone;
+  const first = options.rows[0];
+  if (first?.pretrain?.backbone) return first.pretrain.backbone;
+  const run = first?.runs && Object.values(first.runs)[0];
+  if (run) return loadPretrained(run).config.backbone;
+  return 'nin4';
+}
+
+const pct = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(2));
+
+function budgetText(row: BenchRowResult): string {
+  const p = row.pretraining;
+  if (!p) return row.kind === 'random' ? 'none' : 'labels';
+  const parts = [
+    `${p.epochs} ep`,
+    p.steps === undefined ? '' : `${p.steps} steps`,
+    p.cpuMinutes === undefined ? '' : `${p.cpuMinutes.toFixed(1)} CPU min`,
+  ];
+  if (p.cpuMinutes === undefined && p.wallMinutes !== undefined) parts.push(`${p.wallMinutes.toFixed(1)} wall min`);
+  return parts.filter(Boolean).join(', ');
+}
+
+function markdown(result: BenchResult, datasets: string[]): string {
+  const header = (cols: string[]) => `| row | pretraining | ${cols.join(' | ')} |\n|---|---|${cols.map(() => '---:').join('|')}|`;
+  const lines = [
+    '# Pretext benchmark',
+    '',
+    `Created ${result.createdAt}. Top-1 accuracy (%) on each test set. Settings: \`${JSON.stringify(result.settings)}\``,
+    '',
+    'Columns: `protocol` uses all training labels, `protocol@K` K labels per class (drawn with the seed). For the supervised row, `finetune` is the network trained end to end on those labels.',
+  ];
+  for (const dataset of datasets) {
+    const rows = result.rows.filter((r) => r.dataset === dataset);
+    lines.push('', `## ${dataset}`, '', header(result.columns));
+    for (const row of rows)
+      lines.push(`| ${row.name} | ${budgetText(row)} | ${result.columns.map((c) => pct(row.cells[c]?.top1)).join(' | ')} |`);
+    lines.push('', `Blocks read: ${rows.map((r) => `${r.name} ${r.block}`).join(', ')}.`);
+    const layered = rows.filter((r) => r.layers);
+    if (layered.length) {
+      lines.push('', 'Linear probe by block (best in bold):', '');
+      for (const row of layered) {
+        lines.push(
+          `- ${row.name}: ${row.layers!.map((l) => (l.block === row.bestBlock ? `**${l.block} ${pct(l.top1)}**` : `${l.block} ${pct(l.top1)}`)).join(', ')}`,
+        );
+      }
+    }
+    if (dataset === 'cifar10') {
+      const r = ROTNET_CIFAR10;
+      lines.push(
+        '',
+        'RotNet paper, full compute (NIN-4, block 2): nonlinear ' +
+          `${r.nonlinearBlock2}, conv ${r.convBlock2}, supervised NIN ${r.supervisedNin}; ` +
+          `conv with K labels per class: ${Object.entries(r.lowShotConv)
+            .map(([k, v]) => `K=${k} ${v}`)
+            .join(', ')}.`,
+      );
+    }
+    lines.push('', 'Rerun each row with its config:', '');
+    for (const row of rows) lines.push(`- ${row.name} (seed ${row.seed}): \`${JSON.stringify(row.config)}\``);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Runs the benchmark and writes results.md, results.json and a chart per dataset into `options.out`. */
+export async function runBench(options: BenchOptions): Promise<BenchResult> {
+  if (!options.rows.length && options.baselines?.random === false && options.baselines?.supervised === false)
+    throw new Error('bench: nothing to run (no rows, no baselines)');
+  mkdirSync(options.out, { recursive: true });
+  const datasets = options.datasets ?? ['cifar10', 'fashion-mnist'];
+  const seed = options.seed ?? 0;
+  const protocols = options.protocols ?? ['linear', 'knn'];
+  const columns = protocols.flatMap((p) => [columnKey(p), ...(options.labelsPerClass ?? []).map((k) => columnKey(p, k))]);
+  const backboneName = baselineBackbone(options);
+  const rows: BenchRowResult[] = [];
+  const files: string[] = [];
+  for (const dataset of datasets) {
+    const train = await resolveDataset(dataset, { split: 'train', log: options.log });
+    const test = await resolveDataset(dataset, { split: 'test', log: options.log });
+    const ctx: DatasetContext = {
+      dataset,
+      train,
+      test,
+      trainRows: options.trainLimit ? subsetIndices(train.n, options.trainLimit, seed) : allRows(train.n),
+      testRows: options.testLimit ? subsetIndices(test.n, options.testLimit, seed) : allRows(test.n),
+    };
+    for (const row of options.rows) rows.push(await pretextRow(ctx, row, options));
+    if (options.baselines?.random !== false) rows.push(await randomRow(ctx, backboneName, options));
+    if (options.baselines?.supervised !== false) rows.push(await supervisedRow(ctx, backboneName, options));
+    const datasetRows = rows.filter((r) => r.dataset === dataset);
+    const chart = join(options.out, `chart-${dataset}.svg`);
+    files.push(
+      writeText(
+        chart,
+        groupedBarChartSvg(
+          `${dataset}: top-1 accuracy by protocol`,
+          columns,
+          datasetRows.map((r) => ({ name: r.name, values: columns.map((c) => r.cells[c]?.top1) })),
+        ),
+      ),
+    );
+    for (const row of datasetRows) {
+      const cell = row.cells[columns[0]];
+      if (cell)
+        files.push(
+          confusionHeatmap(
+            cell.result,
+            join(options.out, `confusion-${dataset}-${row.name.replace(/[^\w-]+/g, '_')}.svg`),
+            `${row.name}, ${dataset}, ${columns[0]}: ${cell.top1.toFixed(2)}%`,
+          ),
+        );
+    }
+  }
+  const result: BenchResult = {
+    createdAt: new Date().toISOString(),
+    settings: {
+      datasets,
+      backbone: backboneName,
+      block: options.block ?? 'block2 where the backbone has one, else its last',
+      pool: options.pool ?? 'gap',
+      protocols,
+      labelsPerClass: options.labelsPerClass ?? [],
+      seed,
+      trainLimit: options.trainLimit,
+      testLimit: options.testLimit,
+    },
+    columns,
+    rows,
+    files,
+  };
+  const md = join(options.out, 'results.md');
+  const json = join(options.out, 'results.json');
+  writeFileSync(md, markdown(result, datasets));
+  result.files.push(md, json);
+  writeFileSync(json, JSON.stringify(result, null, 1));
+  return result;
+}
+
+const benchConfigSchema = z
+  .object({
+    out: z.string().default('bench-results'),
+    datasets: z.array(z.string()).optional(),
+    rows: z.array(
+      z
+        .object({
+          name: z.string(),
+          runs: z.record(z.string(), z.string()).optional(),
+          pretrain: z.record(z.string(), z.unknown()).optional(),
+        })
+        .strict(),
+    ),
+    backbone: z.string().optional(),
+    block: z.string().optional(),
+    pool: z.enum(['gap', 'grid2', 'flatten']).optional(),
+    protocols: z.array(z.enum(['linear', 'knn', 'mlp', 'conv', 'finetune'])).optional(),
+    labelsPerClass: z.array(z.number().int().positive()).optional(),
+    baselines: z.object({ random: z.boolean().optional(), supervised: z.boolean().optional() }).strict().optional(),
+    layers: z.boolean().optional(),
+    seed: z.number().int().nonnegative().optional(),
+    trainLimit: z.number().int().positive().optional(),
+    testLimit: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/** Reads a bench config (JSON or YAML); errors name the bad field. */
+export function readBenchConfig(path: string): BenchOptions {
+  return validate(benchConfigSchema, readConfigFile(path), `bench config ${path}`) as BenchOptions;
+}

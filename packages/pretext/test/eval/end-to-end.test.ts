@@ -1,0 +1,121 @@
+// A tiny real run: rotation pretraining on 512 Fashion-MNIST images, embed, the protocols, the
+// pictures and a small benchmark table.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { runBench, type BenchResult } from '../../src/eval/bench.js';
+import { embed } from '../../src/eval/features.js';
+import { confusionHeatmap } from '../../src/eval/pictures.js';
+import { evaluate } from '../../src/eval/protocols.js';
+import { train } from '../../src/train/trainer.js';
+import { tempDir } from './fixtures.js';
+
+const dir = tempDir('e2e');
+const runDir = join(dir, 'run');
+const quiet = () => {};
+
+test('pretrain, embed and evaluate on a Fashion-MNIST slice, well above chance', async () => {
+  const run = await train(
+    {
+      task: 'rotation',
+      data: 'fashion-mnist',
+      backbone: 'resnet18-small',
+      limit: 512,
+      epochs: 1,
+      batchSize: 64,
+      out: runDir,
+      optimizer: { name: 'sgd', lr: 0.05 },
+    },
+    { progress: false, log: quiet },
+  );
+  assert.equal(run.steps, 8);
+
+  const pictures = join(dir, 'pictures');
+  const common = { checkpoint: runDir, data: 'fashion-mnist', layer: 'layer3', log: quiet };
+  const trainFile = join(dir, 'train.safetensors');
+  const testFile = join(dir, 'test.safetensors');
+  await embed({ ...common, split: 'train', limit: 512, out: trainFile });
+  const embedded = await embed({ ...common, split: 'test', limit: 256, out: testFile, pictures });
+  assert.deepEqual(embedded.file.features.shape, [256, 64]);
+  assert.equal(embedded.file.meta.layer, 'layer3');
+
+  for (const protocol of ['linear', 'knn'] as const) {
+    // k = 20 suits a bank of 512 (the default 200 is for banks of tens of thousands).
+    const result = await evaluate({ protocol, train: trainFile, test: testFile, knn: { k: 20 } });
+    assert.ok(result.top1 > 40, `${protocol}: ${result.top1}% (chance 10%)`);
+    assert.equal(result.testSamples, 256);
+    assert.equal(
+      result.confusion.flat().reduce((a, b) => a + b, 0),
+      256,
+    );
+  }
+  const lowShot = await evaluate({ protocol: 'linear', train: trainFile, test: testFile, labelsPerClass: 20 });
+  assert.equal(lowShot.trainSamples, 200);
+
+  const map = readFileSync(join(pictures, 'embedding-map.svg'), 'utf8');
+  assert.equal(map.match(/<circle [^>]*r="2.6"/g)?.length, 256);
+  assert.match(map, /data:image\/png;base64,/);
+  assert.match(map, /Ankle boot/);
+  const grid = await sharp(join(pictures, 'retrieval.png')).metadata();
+  assert.deepEqual([grid.width, grid.height], [9 * (56 + 8) + 12, 8 * (56 + 8)]);
+  const heatmap = confusionHeatmap(lowShot, join(pictures, 'confusion.svg'));
+  assert.match(readFileSync(heatmap, 'utf8'), /Trouser/);
+});
+
+test('fine-tuning runs end to end from a run folder', async () => {
+  const result = await evaluate({
+    protocol: 'finetune',
+    checkpoint: runDir,
+    train: 'fashion-mnist',
+    test: 'fashion-mnist',
+    trainLimit: 256,
+    testLimit: 128,
+    finetune: { epochs: 1, batchSize: 64 },
+  });
+  assert.equal(result.protocol, 'finetune');
+  assert.equal(result.trainSamples, 256);
+  assert.equal(result.compute.epochs, 1);
+});
+
+test('the benchmark writes a table with the pretext row, both baselines and the best block', async () => {
+  const out = join(dir, 'bench');
+  const result: BenchResult = await runBench({
+    out,
+    datasets: ['fashion-mnist'],
+    rows: [{ name: 'rotation', runs: { 'fashion-mnist': runDir } }],
+    protocols: ['linear', 'knn', 'finetune'],
+    labelsPerClass: [20],
+    trainLimit: 400,
+    testLimit: 200,
+    supervised: { epochs: 1, batchSize: 64 },
+    protocolOptions: { knn: { k: 20 }, finetune: { epochs: 1, batchSize: 64 } },
+    log: quiet,
+  });
+  assert.deepEqual(result.columns, ['linear', 'linear@20', 'knn', 'knn@20', 'finetune', 'finetune@20']);
+  assert.deepEqual(
+    result.rows.map((r) => r.name),
+    ['rotation', 'random init', 'supervised'],
+  );
+  for (const row of result.rows) {
+    for (const c of ['linear', 'linear@20', 'knn', 'knn@20']) assert.ok(row.cells[c].top1 > 20, `${row.name} ${c}: ${row.cells[c].top1}%`);
+    // One epoch of fine-tuning only has to run and be reported.
+    assert.equal(row.cells['finetune@20'].result.trainSamples, 200);
+  }
+  const rotation = result.rows[0];
+  assert.deepEqual(
+    rotation.layers!.map((l) => l.block),
+    ['stem', 'layer1', 'layer2', 'layer3', 'layer4'],
+  );
+  assert.ok(rotation.bestBlock);
+  assert.equal(rotation.seed, 0);
+  assert.equal(rotation.pretraining!.epochs, 1);
+  const md = readFileSync(join(out, 'results.md'), 'utf8');
+  assert.match(md, /\| rotation \| 1 ep, 8 steps/);
+  assert.match(md, /\| random init \| none \|/);
+  assert.match(md, /Linear probe by block/);
+  assert.match(readFileSync(join(out, 'chart-fashion-mnist.svg'), 'utf8'), /<rect [^>]*fill="#4e79a7"/);
+  assert.ok(existsSync(join(out, 'confusion-fashion-mnist-random_init.svg')));
+  assert.equal(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows.length, 3);
+});
