@@ -20,11 +20,19 @@ const unpackSeconds = seconds(t0);
 t0 = performance.now();
 const stores = {};
 for (const split of ['train', 'test']) {
-  const { store } = await ingestImages({ source: join(root, split), size: 32, out: join(cache, `${split}.pxs`), onProgress: quiet, log: quiet });
+  const { store } = await ingestImages({
+    source: join(root, split),
+    size: 32,
+    out: join(cache, `${split}.pxs`),
+    onProgress: quiet,
+    log: quiet,
+  });
   stores[split] = store;
 }
 const ingestSeconds = seconds(t0);
-console.log(`ingest: ${stores.train.n + stores.test.n} JPEGs in ${ingestSeconds.toFixed(1)} s (+${unpackSeconds.toFixed(1)} s unpacking the tarball)`);
+console.log(
+  `ingest: ${stores.train.n + stores.test.n} JPEGs in ${ingestSeconds.toFixed(1)} s (+${unpackSeconds.toFixed(1)} s unpacking the tarball)`,
+);
 
 t0 = performance.now();
 const reloaded = ['train', 'test'].map((split) => loadStore(join(cache, `${split}.pxs`)));

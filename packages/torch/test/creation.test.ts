@@ -11,7 +11,16 @@ test('creation infers dtypes as PyTorch does', () => {
   assert.equal(torch.tensor([1, 2]).dtype, 'int64');
   assert.equal(torch.tensor([1.5, 2]).dtype, 'float32');
   assert.equal(torch.tensor([true, false]).dtype, 'bool');
-  assert.deepEqual(torch.tensor([[1, 2], [3, 4]], { dtype: 'float64' }).shape, [2, 2]);
+  assert.deepEqual(
+    torch.tensor(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      { dtype: 'float64' },
+    ).shape,
+    [2, 2],
+  );
   assert.equal(torch.zeros([2]).dtype, 'float32');
   assert.equal(torch.randint(0, 3, [4]).dtype, 'int64');
 });
