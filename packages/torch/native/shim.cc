@@ -62,9 +62,10 @@ void ReleaseBox(Napi::BasicEnv env, TensorBox* box) {
 
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Undefined();
+  // Memory is reported to V8 only for tensors that outlive a scope (reportMemory below): the
+  // ones a scope frees never need a GC, and reporting them made V8 collect several times a step,
+  // with GC threads preempting libtorch's OpenMP team on small machines.
   auto* box = new TensorBox{kTensorTag, std::move(tensor), 0};
-  box->reportedBytes = StorageBytes(box->tensor);
-  if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, box->reportedBytes);
   return Napi::External<TensorBox>::New(env, box, FinalizeBox);
 }
 
@@ -209,6 +210,18 @@ namespace {
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   if (info.Length() > 0 && IsTensorHandle(info[0])) ReleaseBox(info.Env(), info[0].As<Napi::External<TensorBox>>().Data());
+  return info.Env().Undefined();
+}
+
+// Tells V8 about the storage of a tensor that outlives its scope, so GC pressure reflects it.
+Napi::Value ReportMemory(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && IsTensorHandle(info[0])) {
+    auto* box = info[0].As<Napi::External<TensorBox>>().Data();
+    if (box->reportedBytes == 0 && box->tensor.defined()) {
+      box->reportedBytes = StorageBytes(box->tensor);
+      if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), box->reportedBytes);
+    }
+  }
   return info.Env().Undefined();
 }
 
@@ -398,6 +411,7 @@ void TuneMalloc() {
 void RegisterCoreOps(Napi::Env env, Napi::Object exports) {
   auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
   fn("dispose", Dispose);
+  fn("reportMemory", ReportMemory);
   fn("fromBuffer", FromBuffer);
   fn("toBuffer", ToBuffer);
   fn("newGenerator", NewGenerator);

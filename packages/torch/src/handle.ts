@@ -14,6 +14,7 @@ export type GeneratorHandle = { readonly [generatorBrand]: 'generator' };
 
 export interface CoreNative {
   dispose(h: Handle): void;
+  reportMemory(h: Handle): void;
   fromBuffer(data: ArrayBufferView, dtype: number, shape: number[], device?: string): Handle;
   toBuffer(h: Handle): ArrayBuffer;
   newGenerator(seed: number): GeneratorHandle;

@@ -5,16 +5,21 @@ import type { Tensor } from './tensor.js';
 const scopes: Set<Tensor>[] = [];
 const kept = new WeakSet<Tensor>();
 
-/** Called for every new Tensor wrapper. */
+/**
+ * Called for every new Tensor wrapper. A tensor outside any scope is left to dispose() or GC,
+ * so V8 is told about its memory; a scope frees its own tensors and V8 need not know.
+ */
 export function track(t: Tensor): void {
   const scope = scopes[scopes.length - 1];
   if (scope) scope.add(t);
+  else t.reportMemory();
 }
 
 /** Exempts a tensor from every enclosing and future scope (for parameters, buffers, optimizer state). */
 export function keep<T extends Tensor>(t: T): T {
   kept.add(t);
   for (const scope of scopes) scope.delete(t);
+  t.reportMemory();
   return t;
 }
 
@@ -69,8 +74,9 @@ export function tidy<T>(fn: () => T): T {
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
     if (kept.has(t)) continue;
-    if (returned.has(t)) parent?.add(t);
-    else t.dispose();
+    if (!returned.has(t)) t.dispose();
+    else if (parent) parent.add(t);
+    else t.reportMemory();
   }
   return result;
 }

@@ -30,6 +30,11 @@ export class Tensor extends TensorOps {
     return this.#handle;
   }
 
+  /** Tells V8 about this tensor's memory, once; for tensors that no scope will free. */
+  reportMemory(): void {
+    if (this.#handle !== undefined) native.reportMemory(this.#handle);
+  }
+
   /** Frees this reference now; other tensors that share the storage keep it alive. */
   dispose(): void {
     if (!this.#disposed) {
