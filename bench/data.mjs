@@ -15,7 +15,7 @@ const seconds = (t0) => (performance.now() - t0) / 1000;
 const quiet = () => {};
 
 let t0 = performance.now();
-const root = join(ensureCifar10Jpeg(cache, tarball), 'cifar10');
+const root = ensureCifar10Jpeg(cache, tarball);
 const unpackSeconds = seconds(t0);
 t0 = performance.now();
 const stores = {};

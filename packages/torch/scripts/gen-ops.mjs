@@ -1,6 +1,6 @@
 // Generates the N-API bindings (gen/ops_gen.cc) and their TypeScript surface (src/generated/*.ts)
 // from the signatures in native/ops.mjs.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { functionOps, nnOps, tensorOps } from '../native/ops.mjs';
@@ -256,9 +256,11 @@ const functionsTs = [
   '',
 ].join('\n');
 
+// Unchanged outputs keep their mtime, so make does not recompile them.
 const write = (path, text) => {
-  mkdirSync(dirname(join(root, path)), { recursive: true });
-  writeFileSync(join(root, path), text);
+  const full = join(root, path);
+  mkdirSync(dirname(full), { recursive: true });
+  if (!existsSync(full) || readFileSync(full, 'utf8') !== text) writeFileSync(full, text);
 };
 write('gen/ops_gen.cc', cpp);
 write('src/generated/native.ts', nativeTs);
