@@ -5,7 +5,7 @@ import { manualSeed, nn, type Tensor } from '@pretext/torch';
 import { convBnRelu } from '../models/backbone.js';
 import { PooledClassifier } from '../models/heads.js';
 import { fitClassifier, predictClasses, type FitOptions } from './fit.js';
-import { checkTrainTest, classificationReport, ComputeMeter, type EvalResult, type LabeledFeatures } from './metrics.js';
+import { checkTrainTest, ComputeMeter, probeResult, type EvalResult, type LabeledFeatures } from './metrics.js';
 
 export interface ConvProbeOptions extends FitOptions {
   /** Channels of the conv block (default 192, as NIN). */
@@ -40,12 +40,12 @@ export function convProbe(train: LabeledFeatures, test: LabeledFeatures, options
   const model = new ConvClassifier(train.features.shape[1], train.classNames.length, width);
   const { epochs, losses } = fitClassifier(model, train.features, train.labels, { ...options, defaults: CONV_DEFAULTS });
   const predicted = predictClasses(model, test.features, 256);
-  return {
-    protocol: 'conv',
-    ...classificationReport(predicted, test.labels, test.classNames),
-    trainSamples: train.labels.length,
-    testSamples: test.labels.length,
-    compute: meter.read(epochs),
-    details: { ...CONV_DEFAULTS, ...options, width, mapShape: train.features.shape.slice(1), epochs, finalLoss: losses.at(-1) },
-  };
+  return probeResult('conv', predicted, train, test, meter.read(epochs), {
+    ...CONV_DEFAULTS,
+    ...options,
+    width,
+    mapShape: train.features.shape.slice(1),
+    epochs,
+    finalLoss: losses.at(-1),
+  });
 }

@@ -1,7 +1,7 @@
 // Weighted kNN as in InstDisc (Wu et al. 2018) and lightly: cosine similarity to every train
 // feature, the k most similar vote for their class with weight exp(similarity / T).
 import { nn, noGrad, tidy, zeros, type Tensor } from '@pretext/torch';
-import { checkTrainTest, classificationReport, ComputeMeter, tensorIndex, type EvalResult, type LabeledFeatures } from './metrics.js';
+import { checkTrainTest, ComputeMeter, probeResult, tensorIndex, type EvalResult, type LabeledFeatures } from './metrics.js';
 
 export interface KnnOptions {
   /** Neighbors (default 200; capped at the train size). */
@@ -45,12 +45,9 @@ export function knnProbe(train: LabeledFeatures, test: LabeledFeatures, options:
   const votes = knnVotes(train.features, train.labels, test.features, train.classNames.length, options);
   const predicted = Int32Array.from(tidy(() => votes.argmax(1).toArray()));
   votes.dispose();
-  return {
-    protocol: 'knn',
-    ...classificationReport(predicted, test.labels, test.classNames),
-    trainSamples: train.labels.length,
-    testSamples: test.labels.length,
-    compute: meter.read(0),
-    details: { k: Math.min(options.k ?? 200, train.labels.length), temperature: options.temperature ?? 0.07, similarity: 'cosine' },
-  };
+  return probeResult('knn', predicted, train, test, meter.read(0), {
+    k: Math.min(options.k ?? 200, train.labels.length),
+    temperature: options.temperature ?? 0.07,
+    similarity: 'cosine',
+  });
 }

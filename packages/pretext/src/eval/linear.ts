@@ -6,6 +6,7 @@ import {
   checkTrainTest,
   classificationReport,
   ComputeMeter,
+  probeResult,
   selectRows,
   tensorIndex,
   type EvalResult,
@@ -226,12 +227,12 @@ export function linearProbe(train: LabeledFeatures, test: LabeledFeatures, optio
   const predicted = predictLogistic(final.theta, xTest);
   const featureDims = xTest.shape[1];
   for (const t of [xTrain, xTest]) t.dispose();
-  return {
-    protocol: 'linear',
-    ...classificationReport(predicted, test.labels, test.classNames),
-    trainSamples: train.labels.length,
-    testSamples: test.labels.length,
-    compute: meter.read(epochs),
-    details: { optimizer: 'L-BFGS', weightDecay, candidates, iterations: final.iterations, trainLoss: final.loss, featureDims },
-  };
+  return probeResult('linear', predicted, train, test, meter.read(epochs), {
+    optimizer: 'L-BFGS',
+    weightDecay,
+    candidates,
+    iterations: final.iterations,
+    trainLoss: final.loss,
+    featureDims,
+  });
 }

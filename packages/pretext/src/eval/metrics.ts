@@ -41,6 +41,25 @@ export interface EvalResult extends ClassificationReport {
   details: Record<string, unknown>;
 }
 
+/** The result of a probe fitted on `train` and scored on `test`. */
+export function probeResult(
+  protocol: string,
+  predicted: ArrayLike<number>,
+  train: Labeled,
+  test: Labeled,
+  compute: Compute,
+  details: Record<string, unknown>,
+): EvalResult {
+  return {
+    protocol,
+    ...classificationReport(predicted, test.labels, test.classNames),
+    trainSamples: train.labels.length,
+    testSamples: test.labels.length,
+    compute,
+    details,
+  };
+}
+
 /** Measures CPU and wall time from construction. */
 export class ComputeMeter {
   readonly #cpu = process.cpuUsage();

@@ -4,7 +4,7 @@ import { manualSeed } from '@pretext/torch';
 import { MlpHead } from '../models/heads.js';
 import { fitClassifier, predictClasses, type FitOptions } from './fit.js';
 import { standardize } from './linear.js';
-import { checkTrainTest, classificationReport, ComputeMeter, type EvalResult, type LabeledFeatures } from './metrics.js';
+import { checkTrainTest, ComputeMeter, probeResult, type EvalResult, type LabeledFeatures } from './metrics.js';
 
 export interface MlpProbeOptions extends FitOptions {
   /** Hidden widths (default [200, 200]: RotNet's three fully connected layers). */
@@ -25,12 +25,11 @@ export function mlpProbe(train: LabeledFeatures, test: LabeledFeatures, options:
   const predicted = predictClasses(model, xTest);
   xTrain.dispose();
   xTest.dispose();
-  return {
-    protocol: 'mlp',
-    ...classificationReport(predicted, test.labels, test.classNames),
-    trainSamples: train.labels.length,
-    testSamples: test.labels.length,
-    compute: meter.read(epochs),
-    details: { ...MLP_DEFAULTS, ...options, hidden, epochs, finalLoss: losses.at(-1) },
-  };
+  return probeResult('mlp', predicted, train, test, meter.read(epochs), {
+    ...MLP_DEFAULTS,
+    ...options,
+    hidden,
+    epochs,
+    finalLoss: losses.at(-1),
+  });
 }

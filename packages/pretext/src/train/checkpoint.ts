@@ -106,17 +106,8 @@ export function loadCheckpoint(
   sidecarPath: string,
   target: Omit<CheckpointState, 'step' | 'epoch' | 'batch' | 'rng' | 'info'>,
 ): LoadedCheckpoint {
-  const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar;
-  if (sidecar.format !== 1) throw new Error(`checkpoint ${sidecarPath}: unknown format ${String(sidecar.format)}`);
-  const { tensors } = safetensors.load(join(sidecarPath, '..', sidecar.file));
-  const take = (prefix: string) => new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  for (const [name, module] of Object.entries(target.modules)) {
-    try {
-      module.loadStateDict(take(`model.${name}.`));
-    } catch (e) {
-      throw new Error(`checkpoint ${sidecarPath}, module '${name}': ${(e as Error).message}`);
-    }
-  }
+  const { sidecar, take } = readCheckpoint(sidecarPath);
+  loadModules(sidecarPath, take, target.modules);
   for (const [phase, opt] of Object.entries(target.optimizers)) {
     const saved = sidecar.optimizers[phase];
     if (!saved) throw new Error(`checkpoint ${sidecarPath} has no optimizer state for phase '${phase}'`);
@@ -147,11 +138,28 @@ export function pruneCheckpoints(dir: string, keepLast: number, keep?: string): 
 
 /** Reads only the module weights of a checkpoint (for embed, show and eval). */
 export function loadModuleWeights(sidecarPath: string, modules: Record<string, nn.Module>): Record<string, unknown> {
-  const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar;
-  const { tensors } = safetensors.load(join(sidecarPath, '..', sidecar.file));
-  for (const [name, module] of Object.entries(modules)) {
-    const prefix = `model.${name}.`;
-    module.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v])));
-  }
+  const { sidecar, take } = readCheckpoint(sidecarPath);
+  loadModules(sidecarPath, take, modules);
   return sidecar.info;
+}
+
+type Take = (prefix: string) => Map<string, Tensor>;
+
+/** Parses a sidecar and its tensor file; `take(prefix)` returns the tensors under a prefix, without it. */
+function readCheckpoint(sidecarPath: string): { sidecar: Sidecar; take: Take } {
+  const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar;
+  if (sidecar.format !== 1) throw new Error(`checkpoint ${sidecarPath}: unknown format ${String(sidecar.format)}`);
+  const { tensors } = safetensors.load(join(sidecarPath, '..', sidecar.file));
+  const take: Take = (prefix) => new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  return { sidecar, take };
+}
+
+function loadModules(sidecarPath: string, take: Take, modules: Record<string, nn.Module>): void {
+  for (const [name, module] of Object.entries(modules)) {
+    try {
+      module.loadStateDict(take(`model.${name}.`));
+    } catch (e) {
+      throw new Error(`checkpoint ${sidecarPath}, module '${name}': ${(e as Error).message}`);
+    }
+  }
 }
