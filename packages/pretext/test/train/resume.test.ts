@@ -14,6 +14,11 @@ const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const hasFashionMnist = existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz');
 const skip = hasFashionMnist ? false : 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)';
 
+// 6 steps an epoch; enough epochs that a signal sent after step 4 lands well before the end
+// even on a fast, idle machine.
+const epochs = 6;
+const totalSteps = 6 * epochs;
+
 const args = (out: string) => [
   cli,
   'pretrain',
@@ -28,7 +33,7 @@ const args = (out: string) => [
   '--batch-size',
   '32',
   '--epochs',
-  '3',
+  String(epochs),
   '--lr',
   '0.05',
   '--checkpoint-every',
@@ -82,7 +87,7 @@ test('SIGKILL at arbitrary points then --resume reproduces the uninterrupted wei
   const root = mkdtempSync(join(tmpdir(), 'pretext-resume-'));
   const reference = join(root, 'reference');
   runToEnd(reference);
-  assert.equal(listCheckpoints(join(reference, 'checkpoints')).at(-1)!.step, 18);
+  assert.equal(listCheckpoints(join(reference, 'checkpoints')).at(-1)!.step, totalSteps);
   for (const [i, [afterStep, delay]] of [
     [3, 0],
     [8, 150],
@@ -90,7 +95,7 @@ test('SIGKILL at arbitrary points then --resume reproduces the uninterrupted wei
     const killed = join(root, `killed-${i}`);
     await interrupt(killed, 'SIGKILL', afterStep, delay);
     const before = listCheckpoints(join(killed, 'checkpoints')).at(-1)!.step;
-    assert.ok(before < 18, 'the kill landed before the end');
+    assert.ok(before < totalSteps, 'the kill landed before the end');
     runToEnd(killed, true);
     assertSameWeights(reference, killed);
   }
@@ -104,7 +109,7 @@ test('Ctrl-C saves a checkpoint and exits cleanly; --resume finishes the run', {
   const code = await interrupt(stopped, 'SIGINT', 4, 0);
   assert.equal(code, 130);
   const saved = listCheckpoints(join(stopped, 'checkpoints')).at(-1)!.step;
-  assert.ok(saved >= 4 && saved < 18);
+  assert.ok(saved >= 4 && saved < totalSteps);
   runToEnd(stopped, true);
   assertSameWeights(reference, stopped);
 });
