@@ -29,6 +29,7 @@ export const tensorOps = [
   ['to_device(Tensor self, Device device) -> Tensor', 'self.to(device)'],
   ['contiguous(Tensor self) -> Tensor', 'self.contiguous()'],
   ['channels_last(Tensor self) -> Tensor', 'self.contiguous(at::MemoryFormat::ChannelsLast)'],
+  ['is_channels_last(Tensor self) -> bool', 'self.is_contiguous(at::MemoryFormat::ChannelsLast)'],
   ['clone(Tensor self) -> Tensor'],
 
   // views and indexing

@@ -27,6 +27,16 @@ export function isDType(value: unknown): value is DType {
   return typeof value === 'string' && value in dtypeCodes;
 }
 
+/**
+ * How a 4-d tensor lays out its elements: 'contiguous' is NCHW; 'channelsLast' keeps the NCHW
+ * shape but stores NHWC, which oneDNN convolves about a third faster on CPU.
+ */
+export type MemoryFormat = 'contiguous' | 'channelsLast';
+
+export function isMemoryFormat(value: unknown): value is MemoryFormat {
+  return value === 'contiguous' || value === 'channelsLast';
+}
+
 export function isFloatingDType(dtype: DType): boolean {
   return dtype === 'float16' || dtype === 'float32' || dtype === 'float64' || dtype === 'bfloat16';
 }

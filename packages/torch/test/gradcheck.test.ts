@@ -1479,6 +1479,7 @@ const nonDifferentiable: Record<string, string> = {
   numel: 'metadata',
   dim: 'metadata',
   is_contiguous: 'metadata',
+  is_channels_last: 'metadata',
   is_alias_of: 'metadata',
   item: 'returns a JS number',
   _requires_grad: 'autograd state',

@@ -252,6 +252,54 @@ describe('Module.to', () => {
     }));
 });
 
+describe('memory format', () => {
+  test('Conv2d stores its weight channels-last by default, and so does its output; values match NCHW', () =>
+    torch.tidy(() => {
+      torch.manualSeed(5);
+      const fast = new nn.Conv2d(3, 8, 3, { padding: 1 });
+      const plain = new nn.Conv2d(3, 8, 3, { padding: 1, memoryFormat: 'contiguous' });
+      assert.ok(fast.weight.isChannelsLast() && !fast.weight.isContiguous());
+      assert.ok(plain.weight.isContiguous());
+      plain.loadStateDict(fast.stateDict());
+      assert.ok(plain.weight.equal(fast.weight));
+      const x = torch.randn([2, 3, 5, 6]);
+      const [yFast, yPlain] = [fast.forward(x), plain.forward(x)];
+      assert.deepEqual(yFast.shape, [2, 8, 5, 6]);
+      assert.ok(yFast.isChannelsLast() && yPlain.isContiguous());
+      assert.ok(yFast.allclose(yPlain, 1e-5, 1e-5));
+      // Elements come out in logical NCHW order whatever the layout.
+      const [a, b] = [yFast.toTypedArray() as Float32Array, yPlain.toTypedArray() as Float32Array];
+      assert.ok(a.every((v, k) => Math.abs(v - b[k]) < 1e-5));
+      assert.ok(yFast.flatten(1).allclose(yPlain.flatten(1), 1e-5, 1e-5));
+      yFast.square().sum().backward();
+      yPlain.square().sum().backward();
+      assert.ok(fast.weight.grad!.isChannelsLast());
+      assert.ok(fast.weight.grad!.allclose(plain.weight.grad!, 1e-4, 1e-4));
+      assert.ok(fast.bias!.grad!.allclose(plain.bias!.grad!, 1e-4, 1e-4));
+    }));
+
+  test("to('contiguous') and to('channelsLast') relayout 4-d tensors only; saved files hold NCHW order", () =>
+    torch.tidy(() => {
+      const net = new Net();
+      const before = net.stem.conv.weight.clone();
+      assert.equal(net.to('contiguous'), net);
+      assert.ok(net.stem.conv.weight.isContiguous() && net.stem.conv.weight.equal(before));
+      net.to('channelsLast');
+      assert.ok(net.stem.conv.weight.isChannelsLast() && net.stem.conv.weight.equal(before));
+      assert.ok(net.layers[0].parameters().every((p) => p.isContiguous()));
+      const bytes = torch.safetensors.serialize({ w: net.stem.conv.weight });
+      const back = torch.safetensors.deserialize(bytes).tensors.get('w')!;
+      assert.ok(back.isContiguous() && back.equal(before));
+    }));
+
+  test('a bad memoryFormat is named', () => {
+    assert.throws(
+      () => new nn.Conv2d(3, 8, 3, { memoryFormat: 'nhwc' as any }),
+      /^TypeError: Conv2d: 'memoryFormat' must be 'contiguous' or 'channelsLast', got "nhwc"/,
+    );
+  });
+});
+
 describe('default initialization (as PyTorch)', () => {
   const checkUniform = (t: Tensor, bound: number, label: string) => {
     const values = t.toDtype('float64');

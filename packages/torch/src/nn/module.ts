@@ -1,6 +1,15 @@
 // nn.Module: parameters, buffers and children found by field, as PyTorch registers attributes.
 import { noGrad } from '../autograd.js';
-import { Device, device as toDevice, isDeviceName, isDType, type DType, type DeviceLike } from '../dtype.js';
+import {
+  Device,
+  device as toDevice,
+  isDeviceName,
+  isDType,
+  isMemoryFormat,
+  type DType,
+  type DeviceLike,
+  type MemoryFormat,
+} from '../dtype.js';
 import { keep, tidy } from '../scope.js';
 import { Tensor } from '../tensor.js';
 
@@ -129,24 +138,38 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     return { missing, unexpected };
   }
 
-  /** Moves or converts every parameter and buffer in place (floating ones only for dtypes). */
-  to(target: DType | DeviceLike): this {
-    if (!isDType(target) && !(target instanceof Device) && !isDeviceName(target)) {
-      throw new TypeError(
-        `${this.constructor.name}.to: expected a dtype or a device ('cpu', 'cuda', 'cuda:N'), got ${JSON.stringify(target)}`,
-      );
-    }
-    const convert = (t: Tensor) => {
-      if (isDType(target) && !t.dtype.startsWith('float')) return;
-      const moved = isDType(target) ? t.toDtype(target) : t.toDevice(toDevice(target));
-      t.setData(moved);
-      moved.dispose();
-    };
+  /**
+   * Moves or converts every parameter and buffer in place: a dtype converts the floating ones,
+   * a device moves all, a memory format relays out the 4-d ones (as PyTorch's memory_format).
+   */
+  to(target: DType | DeviceLike | MemoryFormat): this {
+    const convert = this.#converter(target);
     noGrad(() => {
       for (const p of this.parameters()) convert(p);
       for (const [, b] of this.namedBuffers()) convert(b);
     });
     return this;
+  }
+
+  #converter(target: DType | DeviceLike | MemoryFormat): (t: Tensor) => void {
+    const replace = (t: Tensor, moved: Tensor) => {
+      t.setData(moved);
+      moved.dispose();
+    };
+    if (isMemoryFormat(target)) {
+      return (t) => {
+        if (t.dim() === 4) replace(t, target === 'channelsLast' ? t.channelsLast() : t.contiguous());
+      };
+    }
+    if (isDType(target)) {
+      return (t) => {
+        if (t.dtype.startsWith('float')) replace(t, t.toDtype(target));
+      };
+    }
+    if (target instanceof Device || isDeviceName(target)) return (t) => replace(t, t.toDevice(toDevice(target)));
+    throw new TypeError(
+      `${this.constructor.name}.to: expected a dtype, a device ('cpu', 'cuda', 'cuda:N') or a memory format ('contiguous', 'channelsLast'), got ${JSON.stringify(target)}`,
+    );
   }
 
   /** Number of trainable scalars. */
