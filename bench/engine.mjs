@@ -1,6 +1,9 @@
 // Engine benchmark: Pretext against plain PyTorch (Debian python3-torch) on the same recipe,
 // run side by side in one process tree, alternating so that machine noise hits every side.
-// Last line: {"ratio_nin", "ratio_resnet", "ratio_nin_default", "ratio_resnet_default", "gflops_nin", "rss_growth_pct"}.
+// PyTorch runs as a user gets it (default malloc, NCHW), tuned (tcmalloc), and tuned and channels-last
+// (the layout Pretext's Conv2d uses by default), so that every ratio can be read against like for like.
+// Last line: {"ratio_nin", "ratio_resnet", "ratio_nin_default", "ratio_resnet_default", "gflops_nin", "rss_growth_pct",
+// "ratio_nin_channels_last", "ratio_resnet_channels_last"}.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -36,7 +39,11 @@ function run(side, model, args) {
   const [cmd, argv, env] =
     side === 'pretext'
       ? [process.execPath, [join(here, 'engine-pretext.mjs'), ...common], {}]
-      : [python, [join(here, 'engine.py'), ...common], side === 'pytorch-tuned' ? { LD_PRELOAD: tcmalloc } : {}];
+      : [
+          python,
+          [join(here, 'engine.py'), ...common, ...(side === 'pytorch-channels-last' ? ['--channels-last'] : [])],
+          side === 'pytorch-default' ? {} : { LD_PRELOAD: tcmalloc },
+        ];
   const r = spawnSync(cmd, argv, { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`${side} ${model} failed:\n${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
@@ -49,7 +56,7 @@ const threads = Number(execFileSync('nproc').toString());
 console.log(`engine benchmark: batch 128, 32x32 random inputs, SGD nesterov, ${threads} threads, ${opts.rounds} alternating rounds`);
 const results = {};
 for (const model of ['nin4', 'resnet18-small']) {
-  const speed = { pretext: [], 'pytorch-tuned': [], 'pytorch-default': [] };
+  const speed = { pretext: [], 'pytorch-tuned': [], 'pytorch-default': [], 'pytorch-channels-last': [] };
   let gflop = 0;
   for (let round = 0; round < Number(opts.rounds); round++) {
     for (const side of Object.keys(speed)) {
@@ -64,8 +71,9 @@ for (const model of ['nin4', 'resnet18-small']) {
   const m = Object.fromEntries(Object.entries(speed).map(([k, v]) => [k, median(v)]));
   results[model] = { ...m, gflopsAchieved: m.pretext * gflop, trainGflopPerImage: gflop };
   console.log(
-    `${model}: Pretext ${m.pretext.toFixed(1)}, PyTorch tuned ${m['pytorch-tuned'].toFixed(1)}, default ${m['pytorch-default'].toFixed(1)} images/s; ` +
-      `ratio ${(m.pretext / m['pytorch-tuned']).toFixed(2)} (tuned), ${(m.pretext / m['pytorch-default']).toFixed(2)} (default); ` +
+    `${model}: Pretext ${m.pretext.toFixed(1)}, PyTorch tuned ${m['pytorch-tuned'].toFixed(1)}, default ${m['pytorch-default'].toFixed(1)}, ` +
+      `tuned channels-last ${m['pytorch-channels-last'].toFixed(1)} images/s; ratio ${(m.pretext / m['pytorch-tuned']).toFixed(2)} (tuned), ` +
+      `${(m.pretext / m['pytorch-default']).toFixed(2)} (default), ${(m.pretext / m['pytorch-channels-last']).toFixed(2)} (tuned channels-last); ` +
       `${(m.pretext * gflop).toFixed(0)} GFLOP/s of model FLOPs`,
   );
 }
@@ -100,5 +108,7 @@ console.log(
     ratio_resnet_default: resnet.pretext / resnet['pytorch-default'],
     gflops_nin: nin.gflopsAchieved,
     rss_growth_pct: growth,
+    ratio_nin_channels_last: nin.pretext / nin['pytorch-channels-last'],
+    ratio_resnet_channels_last: resnet.pretext / resnet['pytorch-channels-last'],
   }),
 );

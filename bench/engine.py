@@ -72,11 +72,14 @@ def main():
     p.add_argument("--max-steps", type=int, default=1_000_000)
     p.add_argument("--rss-at", type=int, nargs="*", default=[])
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--channels-last", action="store_true", help="convert the model as PyTorch's memory_format docs advise")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     trunk, channels = nin(4) if a.model == "nin4" else resnet18(16)
     head = nn.Linear(channels, 10)
+    if a.channels_last:
+        trunk = trunk.to(memory_format=torch.channels_last)
     params = list(trunk.parameters()) + list(head.parameters())
     opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     pool = [(torch.randn(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))) for _ in range(4)]
