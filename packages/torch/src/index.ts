@@ -2,7 +2,16 @@
 export * from './generated/functions.js';
 export { Tensor } from './tensor.js';
 export { tensor, fromTypedArray, type TensorOptions } from './creation.js';
-export { Device, device, type DType, type MemoryFormat, type DeviceLike, type Reduction, type AnyTypedArray, isFloatingDType } from './dtype.js';
+export {
+  Device,
+  device,
+  type DType,
+  type MemoryFormat,
+  type DeviceLike,
+  type Reduction,
+  type AnyTypedArray,
+  isFloatingDType,
+} from './dtype.js';
 export { Generator, manualSeed, defaultGenerator } from './generator.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.js';

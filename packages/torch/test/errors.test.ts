@@ -148,7 +148,11 @@ const cases: Record<string, Case[]> = {
     ['toDtype', () => x().toDtype('int4' as any), /^to_dtype: argument 'dtype' has an unknown dtype 'int4'/],
     ['sum', () => x().sum(null, false, 'nope' as any), /^sum: argument 'dtype' has an unknown dtype 'nope'/],
     ['tensor', () => torch.tensor([1], { dtype: 'x' as any }), /^tensor: argument 'dtype' has an unknown dtype 'x'/],
-    ['Module.to', () => new nn.Linear(2, 2).to('float128' as any), /^Linear\.to: expected a dtype, a device \('cpu', 'cuda', 'cuda:N'\) or a memory format \('contiguous', 'channelsLast'\), got "float128"/],
+    [
+      'Module.to',
+      () => new nn.Linear(2, 2).to('float128' as any),
+      /^Linear\.to: expected a dtype, a device \('cpu', 'cuda', 'cuda:N'\) or a memory format \('contiguous', 'channelsLast'\), got "float128"/,
+    ],
   ],
   'bad options': [
     [
