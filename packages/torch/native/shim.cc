@@ -2,6 +2,8 @@
 // Everything else is generated from ops.mjs into ops_gen.cc.
 #include "shim.h"
 
+#include "cpu_cache.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -381,6 +383,24 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value CpuCacheStatsValue(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const CpuCacheStats s = GetCpuCacheStats();
+  auto o = Napi::Object::New(env);
+  o.Set("enabled", Napi::Boolean::New(env, s.enabled));
+  auto number = [&](const char* key, size_t v) { o.Set(key, Napi::Number::New(env, static_cast<double>(v))); };
+  number("liveBytes", s.liveBytes);
+  number("cachedBytes", s.cachedBytes);
+  number("limitBytes", s.limitBytes);
+  number("hits", s.hits);
+  number("misses", s.misses);
+  return o;
+}
+
+Napi::Value EmptyCpuCacheValue(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(EmptyCpuCache()));
+}
+
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto o = Napi::Object::New(env);
@@ -397,8 +417,10 @@ int AvailableCpus() {
   return static_cast<int>(std::thread::hardware_concurrency());
 }
 
-// Large activations would otherwise be mmapped, freed and page-faulted back at every step:
-// keep freed memory in the heap instead. PRETEXT_MALLOC_TUNING=0 opts out.
+// Tensors of 256 KiB and up live in the CPU cache (cpu_cache.cc). What still goes through malloc
+// (oneDNN's weight reorders and scratchpads, libtorch's smaller tensors) would otherwise be
+// mmapped, freed and page-faulted back at every step: keep it in the heap. PRETEXT_MALLOC_TUNING=0
+// opts out.
 void TuneMalloc() {
   const char* flag = std::getenv("PRETEXT_MALLOC_TUNING");
   if (flag && std::string(flag) == "0") return;
@@ -427,12 +449,15 @@ void RegisterCoreOps(Napi::Env env, Napi::Object exports) {
   fn("autogradGrad", AutogradGrad);
   fn("backward", Backward);
   fn("runtimeInfo", RuntimeInfo);
+  fn("cpuCacheStats", CpuCacheStatsValue);
+  fn("emptyCpuCache", EmptyCpuCacheValue);
 }
 
 }  // namespace shim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   shim::TuneMalloc();
+  shim::InstallCpuCache();
   const char* threads = std::getenv("PRETEXT_NUM_THREADS");
   at::set_num_threads(threads ? std::max(1, std::atoi(threads)) : shim::AvailableCpus());
   shim::RegisterCoreOps(env, exports);

@@ -12,6 +12,20 @@ export type Handle = { readonly [handleBrand]: 'tensor' };
 declare const generatorBrand: unique symbol;
 export type GeneratorHandle = { readonly [generatorBrand]: 'generator' };
 
+/** The CPU caching allocator's counters (native/cpu_cache.cc). */
+export interface CpuCacheStats {
+  /** False when PRETEXT_CPU_CACHE=0 left libtorch's own allocator in place. */
+  enabled: boolean;
+  /** Bytes in cached-size blocks that tensors hold now. */
+  liveBytes: number;
+  /** Bytes freed by tensors and kept for reuse. */
+  cachedBytes: number;
+  /** The most idle bytes kept (PRETEXT_CPU_CACHE_LIMIT_MB; default half the machine's memory). */
+  limitBytes: number;
+  hits: number;
+  misses: number;
+}
+
 export interface CoreNative {
   dispose(h: Handle): void;
   reportMemory(h: Handle): void;
@@ -36,6 +50,8 @@ export interface CoreNative {
     allowUnused: boolean,
   ): (Handle | undefined)[];
   backward(h: Handle, gradient: Handle | undefined, retainGraph: boolean, createGraph: boolean): void;
+  cpuCacheStats(): CpuCacheStats;
+  emptyCpuCache(): number;
   runtimeInfo(): { libtorchVersion: string; cudaAvailable: boolean; mkldnnAvailable: boolean; parallelInfo: string };
 }
 

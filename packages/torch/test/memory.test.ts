@@ -1,5 +1,6 @@
 // Deterministic freeing with tidy/keep, and a training loop whose memory stays flat.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -217,4 +218,78 @@ test('a 300-step training loop written with tidy per step keeps RSS flat', () =>
   } finally {
     torch.setNumThreads(threads);
   }
+});
+
+describe('CPU caching allocator', () => {
+  const stats = () => torch.cpuCache.stats();
+
+  test('a freed block serves the next tensor of about its size; empty() gives idle blocks back to the system', () => {
+    torch.cpuCache.empty();
+    const start = stats();
+    assert.equal(start.enabled, true);
+    assert.equal(start.cachedBytes, 0);
+    const a = torch.ones([MB]); // 4 MB
+    assert.equal(stats().misses, start.misses + 1);
+    assert.equal(stats().liveBytes, start.liveBytes + 4 * MB);
+    a.dispose();
+    assert.equal(stats().cachedBytes, 4 * MB);
+    assert.equal(stats().liveBytes, start.liveBytes);
+
+    const b = torch.full([MB - 1000], 3); // within 1/8 of the cached size: reused, and fully rewritten
+    assert.equal(stats().hits, start.hits + 1);
+    assert.equal(stats().cachedBytes, 0);
+    assert.equal(b.sum().item(), 3 * (MB - 1000));
+    const c = torch.ones([MB / 2]); // 2 MB: too small for the 4 MB block, so a fresh mapping
+    assert.equal(stats().misses, start.misses + 2);
+    b.dispose();
+    c.dispose();
+
+    const small = stats();
+    torch.tidy(() => void torch.ones([1000]).add(1)); // under 256 KiB: libtorch's own allocator
+    assert.deepEqual(stats(), small);
+
+    const before = rss();
+    assert.equal(torch.cpuCache.empty(), 6 * MB);
+    assert.equal(stats().cachedBytes, 0);
+    assert.ok(before - rss() >= 5 * MB, 'unmapped blocks leave RSS');
+  });
+
+  test('a training loop maps nothing new after its first steps, and each step gives back what it took', () => {
+    torch.manualSeed(0);
+    const model = new SmallNet();
+    const opt = new optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+    const data = torch.randn([64, 3, 32, 32]); // 768 KB, activations 2 MB
+    const labels = torch.randint(0, 10, [64]);
+    const step = () =>
+      torch.tidy(() => {
+        opt.zeroGrad();
+        F.crossEntropy(model.forward(data.add(torch.randn(data.shape).mul(0.1))), labels).backward();
+        opt.step();
+      });
+    for (let i = 0; i < 3; i++) step();
+    const warm = stats();
+    for (let i = 0; i < 20; i++) step();
+    const after = stats();
+    assert.equal(after.misses, warm.misses, 'no new mappings');
+    assert.ok(after.hits - warm.hits >= 20 * 4, `every step reuses its blocks (${after.hits - warm.hits} hits)`);
+    assert.equal(after.liveBytes, warm.liveBytes);
+  });
+
+  test('PRETEXT_CPU_CACHE=0 keeps libtorch allocator; PRETEXT_CPU_CACHE_LIMIT_MB bounds idle bytes', () => {
+    const probe = `
+      const torch = await import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)});
+      const t = torch.ones([${MB}]);
+      t.dispose();
+      console.log(JSON.stringify(torch.cpuCache.stats()));`;
+    const run = (env: Record<string, string>) => {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { env: { ...process.env, ...env }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as torch.CpuCacheStats;
+    };
+    assert.equal(run({ PRETEXT_CPU_CACHE: '0' }).enabled, false);
+    const bounded = run({ PRETEXT_CPU_CACHE_LIMIT_MB: '1' });
+    assert.equal(bounded.limitBytes, 1 << 20);
+    assert.equal(bounded.cachedBytes, 0, 'a 4 MB block past a 1 MB limit is unmapped, not kept');
+    assert.equal(bounded.misses, 1);
+  });
 });
