@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 
 def conv_bn_relu(cin, cout, k, stride=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 def nin(blocks=4):
@@ -41,12 +41,14 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(out + (self.shortcut(x) if self.shortcut is not None else x))
+        # In place where autograd keeps nothing, as torchvision's ResNet and Pretext's.
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)), inplace=True)))
+        out += self.shortcut(x) if self.shortcut is not None else x
+        return F.relu(out, inplace=True)
 
 
 def resnet18(width):
-    layers = [nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())]
+    layers = [nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))]
     cin = width
     for s, w in enumerate([width, width * 2, width * 4, width * 8]):
         units = []

@@ -58,7 +58,9 @@ class CpuCache final : public c10::Allocator {
     live_.erase(it);
     liveBytes_ -= bytes;
     if (cachedBytes_ + bytes <= limit_) {
-      idle_.emplace(bytes, ptr);
+      // First among its size, so that the next request reuses the most recently freed block:
+      // its lines may still be in cache.
+      idle_.emplace_hint(idle_.lower_bound(bytes), bytes, ptr);
       cachedBytes_ += bytes;
       return;
     }

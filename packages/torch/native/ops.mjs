@@ -127,6 +127,7 @@ export const tensorOps = [
   ['addcdiv_(Tensor self, Tensor tensor1, Tensor tensor2, Scalar value=1) -> self', 'self.addcdiv_(tensor1, tensor2, value)'],
   ['lerp_(Tensor self, Tensor end, Operand weight) -> self', 'self.lerp_(end, weight)'],
   ['clamp_(Tensor self, Scalar? min, Scalar? max) -> self', 'self.clamp_(min, max)'],
+  ['relu_(Tensor self) -> self', 'at::relu_(self)'],
   ['copy_(Tensor self, Tensor src) -> self', 'self.copy_(src)'],
   ['fill_(Tensor self, Scalar value) -> self', 'self.fill_(value)'],
   ['zero_(Tensor self) -> self', 'self.zero_()'],

@@ -799,6 +799,12 @@ add(
   (a) => a.mul(1).clamp_(-0.3, 0.6),
 );
 add(
+  'relu_',
+  'after a batch norm, whose output autograd does not keep',
+  () => [x(4, 3, 2, 2), x(3)],
+  (a, w) => nn.functional.batchNorm(a, null, null, { weight: w, training: true }).relu_(),
+);
+add(
   'copy_',
   'gradient flows to the source',
   () => [x(2, 3), x(3)],

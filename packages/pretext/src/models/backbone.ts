@@ -54,6 +54,6 @@ export function convBnRelu(inChannels: number, outChannels: number, kernel: numb
   return new nn.Sequential(
     new nn.Conv2d(inChannels, outChannels, kernel, { stride, padding: (kernel - 1) >> 1, bias: false }),
     new nn.BatchNorm2d(outChannels),
-    nn.ReLU(),
+    nn.ReLU({ inplace: true }),
   );
 }

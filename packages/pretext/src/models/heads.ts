@@ -24,7 +24,7 @@ export class MlpHead extends nn.Module {
     const mods: nn.Module[] = [];
     let width = inFeatures;
     for (const h of hidden) {
-      mods.push(new nn.Linear(width, h), new nn.BatchNorm1d(h), nn.ReLU());
+      mods.push(new nn.Linear(width, h), new nn.BatchNorm1d(h), nn.ReLU({ inplace: true }));
       if (options.dropout) mods.push(new nn.Dropout(options.dropout));
       width = h;
     }

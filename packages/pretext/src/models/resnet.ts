@@ -24,8 +24,9 @@ class BasicBlock extends nn.Module {
   }
 
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu()));
-    return out.add(this.shortcut ? this.shortcut.forward(x) : x).relu();
+    // In place where autograd keeps nothing (BatchNorm and add outputs), as torchvision's ResNet.
+    const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu_()));
+    return out.add_(this.shortcut ? this.shortcut.forward(x) : x).relu_();
   }
 }
 
@@ -55,7 +56,7 @@ export class CifarResNet extends Backbone {
     const stem = new nn.Sequential(
       new nn.Conv2d(options.inChannels ?? 3, width, 3, { padding: 1, bias: false }),
       new nn.BatchNorm2d(width),
-      nn.ReLU(),
+      nn.ReLU({ inplace: true }),
     );
     const stages: nn.Module[] = [stem];
     let inC = width;

@@ -246,7 +246,9 @@ export class Lambda extends Module {
   }
 }
 
-export const ReLU = () => new Lambda('ReLU', F.relu);
+/** With inplace, overwrites its input, as PyTorch's ReLU(inplace=True): right after a BatchNorm
+ * or an add, whose outputs autograd does not keep, it saves a buffer and a pass over memory. */
+export const ReLU = (options: { inplace?: boolean } = {}) => new Lambda('ReLU', options.inplace ? (x) => x.relu_() : F.relu);
 export const Sigmoid = () => new Lambda('Sigmoid', F.sigmoid);
 export const Tanh = () => new Lambda('Tanh', F.tanh);
 export const GELU = (approximate: 'none' | 'tanh' = 'none') => new Lambda('GELU', (x) => F.gelu(x, approximate));
