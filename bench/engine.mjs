@@ -97,6 +97,10 @@ const growth = ((rssLast - rss1000) / rss1000) * 100;
 console.log(
   `RSS over ${soakSteps} steps of resnet18-small (batch ${opts['soak-batch']}): ${rss1000.toFixed(0)} MB at step 1000, ${rssLast.toFixed(0)} MB at step ${soakSteps} (${growth.toFixed(2)}%)`,
 );
+const [cache1000, cacheLast] = [soak.cpu_cache[1000], soak.cpu_cache[soakSteps]];
+console.log(
+  `CPU cache: ${cache1000.mapped_mb.toFixed(1)} MB mapped and ${cache1000.misses} misses at step 1000, ${cacheLast.mapped_mb.toFixed(1)} MB and ${cacheLast.misses} at step ${soakSteps}`,
+);
 
 const nin = results.nin4;
 const resnet = results['resnet18-small'];

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <thread>
 
 namespace shim {
@@ -456,10 +457,15 @@ void RegisterCoreOps(Napi::Env env, Napi::Object exports) {
 }  // namespace shim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  shim::TuneMalloc();
-  shim::InstallCpuCache();
-  const char* threads = std::getenv("PRETEXT_NUM_THREADS");
-  at::set_num_threads(threads ? std::max(1, std::atoi(threads)) : shim::AvailableCpus());
+  // Process-wide settings, once: worker threads that load the addon (the data loader's) must not
+  // reset the thread count the main thread chose.
+  static std::once_flag processSettings;
+  std::call_once(processSettings, [] {
+    shim::TuneMalloc();
+    shim::InstallCpuCache();
+    const char* threads = std::getenv("PRETEXT_NUM_THREADS");
+    at::set_num_threads(threads ? std::max(1, std::atoi(threads)) : shim::AvailableCpus());
+  });
   shim::RegisterCoreOps(env, exports);
   shim::RegisterGeneratedOps(env, exports);
   return exports;

@@ -2,6 +2,7 @@
 // random generators, threads and devices.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import * as torch from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 
@@ -252,6 +253,26 @@ describe('Module.to', () => {
     }));
 });
 
+describe('in-place ReLU', () => {
+  test('ReLU({ inplace: true }) overwrites and returns its input; after BatchNorm, gradients match the copying ReLU', () =>
+    torch.tidy(() => {
+      torch.manualSeed(9);
+      const x = torch.randn([4, 3, 5, 5]);
+      const net = (inplace: boolean) => new nn.Sequential(new nn.BatchNorm2d(3), nn.ReLU({ inplace }));
+      const [copying, overwriting] = [net(false), net(true)];
+      const a = torch.randn([4, 3, 5, 5]);
+      const b = a.clone();
+      assert.equal(nn.ReLU({ inplace: true }).forward(b), b);
+      assert.ok(b.equal(a.relu()));
+      const xs = [x.clone().requiresGrad_(), x.clone().requiresGrad_()];
+      const ys = [copying.forward(xs[0]), overwriting.forward(xs[1])];
+      assert.ok(ys[0].equal(ys[1]));
+      ys.forEach((y) => y.mul(y).sum().backward());
+      assert.ok(xs[0].grad!.allclose(xs[1].grad!, 1e-6, 1e-6));
+      assert.ok(copying.parameters()[0].grad!.allclose(overwriting.parameters()[0].grad!, 1e-6, 1e-6));
+    }));
+});
+
 describe('memory format', () => {
   test('Conv2d stores its weight channels-last by default, and so does its output; values match NCHW', () =>
     torch.tidy(() => {
@@ -447,6 +468,27 @@ describe('runtime', () => {
       torch.setNumThreads(original);
     }
     assert.equal(torch.getNumThreads(), original);
+  });
+
+  test('a worker thread that loads the addon keeps the thread count and the CPU cache the main thread has', async () => {
+    const original = torch.getNumThreads();
+    torch.setNumThreads(1);
+    try {
+      const url = new URL('../src/index.js', import.meta.url).href;
+      const worker = new Worker(
+        `import('${url}').then((t) => require('node:worker_threads').parentPort.postMessage([t.getNumThreads(), t.cpuCache.stats().enabled]));`,
+        { eval: true },
+      );
+      const [threads, cacheEnabled] = await new Promise<[number, boolean]>((resolve, reject) => {
+        worker.once('message', resolve).once('error', reject);
+      });
+      await worker.terminate();
+      assert.equal(threads, 1, 'the worker sees the main thread setting');
+      assert.equal(cacheEnabled, true);
+      assert.equal(torch.getNumThreads(), 1);
+    } finally {
+      torch.setNumThreads(original);
+    }
   });
 
   test('runtimeInfo names the libtorch version', () => {
