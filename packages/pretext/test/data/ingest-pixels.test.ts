@@ -124,39 +124,20 @@ test('only the first frame of an animated GIF is kept', async () => {
 });
 
 test('the shorter side is resized to S and the centre is cropped', async () => {
-  const thirds = (along: number, size: number): number[] => [RED, GREEN, BLUE][Math.floor((3 * along) / size)];
+  /** A PNG in red, green and blue thirds along its longer side. */
+  const thirdsPng = (width: number, height: number): Promise<Buffer> => {
+    const along = (x: number, y: number) => (width >= height ? x / width : y / height);
+    const pixels = rawImage(width, height, 3, (x, y) => [RED, GREEN, BLUE][Math.floor(3 * along(x, y))]);
+    return fromRaw(pixels, { width, height, channels: 3 }).png().toBuffer();
+  };
+  const allGreen = Array(32 * 32)
+    .fill(GREEN)
+    .flat();
   // Crop only: 96x32 landscape and 32x96 portrait keep exactly the middle third.
-  const landscape = await fromRaw(
-    rawImage(96, 32, 3, (x) => thirds(x, 96)),
-    { width: 96, height: 32, channels: 3 },
-  )
-    .png()
-    .toBuffer();
-  assert.deepEqual(
-    [...(await ingestSingle('l.png', landscape, 32)).store.images],
-    Array(32 * 32)
-      .fill(GREEN)
-      .flat(),
-  );
-  const portrait = await fromRaw(
-    rawImage(32, 96, 3, (_, y) => thirds(y, 96)),
-    { width: 32, height: 96, channels: 3 },
-  )
-    .png()
-    .toBuffer();
-  assert.deepEqual(
-    [...(await ingestSingle('p.png', portrait, 32)).store.images],
-    Array(32 * 32)
-      .fill(GREEN)
-      .flat(),
-  );
+  assert.deepEqual([...(await ingestSingle('l.png', await thirdsPng(96, 32), 32)).store.images], allGreen);
+  assert.deepEqual([...(await ingestSingle('p.png', await thirdsPng(32, 96), 32)).store.images], allGreen);
   // Resize and crop: 192x64 -> 96x32 -> middle 32 columns; only the border columns may blend.
-  const big = await fromRaw(
-    rawImage(192, 64, 3, (x) => thirds(x, 192)),
-    { width: 192, height: 64, channels: 3 },
-  )
-    .png()
-    .toBuffer();
+  const big = await thirdsPng(192, 64);
   const image = (await ingestSingle('b.png', big, 32)).store.images;
   for (let y = 0; y < 32; y += 7) {
     for (let x = 3; x < 29; x++) assert.deepEqual(pixelAt(image, 32, x, y), GREEN, `(${x}, ${y})`);
