@@ -21,22 +21,35 @@
 namespace shim {
 
 namespace {
-bool HasTag(const Napi::Value& v, uint64_t tag) {
-  if (!v.IsExternal()) return false;
-  const void* data = v.As<Napi::External<void>>().Data();
+// The box behind a handle of the given kind, or nullptr for anything else. One N-API call: a
+// value that is not an External makes napi_get_value_external fail (without a pending exception).
+void* BoxOf(const Napi::Value& v, uint64_t tag) {
+  void* data = nullptr;
+  if (v.IsEmpty() || napi_get_value_external(v.Env(), v, &data) != napi_ok || !data) return nullptr;
   uint64_t found = 0;
-  if (data) std::memcpy(&found, data, sizeof found);
-  return found == tag;
+  std::memcpy(&found, data, sizeof found);
+  return found == tag ? data : nullptr;
 }
 
-bool IsTensorHandle(const Napi::Value& v) { return HasTag(v, kTensorTag); }
-bool IsGeneratorHandle(const Napi::Value& v) { return HasTag(v, kGeneratorTag); }
+TensorBox* TensorBoxOf(const Napi::Value& v) { return static_cast<TensorBox*>(BoxOf(v, kTensorTag)); }
+GeneratorBox* GeneratorBoxOf(const Napi::Value& v) { return static_cast<GeneratorBox*>(BoxOf(v, kGeneratorTag)); }
 
 int64_t StorageBytes(const at::Tensor& t) {
   // Only a tensor that solely owns its storage is reported, so views are not counted twice.
   if (!t.defined() || !t.has_storage()) return 0;
   const auto& storage = t.storage();
   return storage.use_count() == 1 ? static_cast<int64_t>(storage.nbytes()) : 0;
+}
+
+// Whether a tidy() scope is open on this thread (each worker has its own env and its own scopes).
+thread_local bool scopeOpen = false;
+
+// Tells V8 about the storage of a tensor that outlives its scope, once, so GC pressure reflects it.
+void ReportBox(Napi::Env env, TensorBox* box) {
+  if (box->reportedBytes == 0 && box->tensor.defined()) {
+    box->reportedBytes = StorageBytes(box->tensor);
+    if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, box->reportedBytes);
+  }
 }
 
 // Finalizers take Napi::BasicEnv (and the addon is built with NAPI_EXPERIMENTAL, see binding.gyp)
@@ -49,9 +62,8 @@ void FinalizeBox(Napi::BasicEnv env, TensorBox* box) {
 }
 
 TensorBox* Unbox(const Args& a, size_t i, const char* name) {
-  Napi::Value v = a.info[i];
-  if (!IsTensorHandle(v)) a.fail(i, name, "must be a Tensor");
-  auto* box = v.As<Napi::External<TensorBox>>().Data();
+  auto* box = TensorBoxOf(a.info[i]);
+  if (!box) a.fail(i, name, "must be a Tensor");
   if (!box->tensor.defined()) a.fail(i, name, "is a Tensor that has been disposed");
   return box;
 }
@@ -65,14 +77,16 @@ void ReleaseBox(Napi::BasicEnv env, TensorBox* box) {
 
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Undefined();
-  // Memory is reported to V8 only for tensors that outlive a scope (reportMemory below): the
-  // ones a scope frees never need a GC, and reporting them made V8 collect several times a step,
-  // with GC threads preempting libtorch's OpenMP team on small machines.
+  // Memory is reported to V8 only for tensors that outlive a scope: made outside any (here) or
+  // leaving one (reportMemory below). The ones a scope frees never need a GC, and reporting them
+  // made V8 collect several times a step, with GC threads preempting libtorch's OpenMP team on
+  // small machines.
   auto* box = new TensorBox{kTensorTag, std::move(tensor), 0};
+  if (!scopeOpen) ReportBox(env, box);
   return Napi::External<TensorBox>::New(env, box, FinalizeBox);
 }
 
-bool Args::isTensor(size_t i) const { return i < info.Length() && IsTensorHandle(info[i]); }
+bool Args::isTensor(size_t i) const { return i < info.Length() && TensorBoxOf(info[i]) != nullptr; }
 
 void Args::fail(size_t i, const char* name, const std::string& what) const {
   (void)i;
@@ -98,8 +112,8 @@ std::vector<at::Tensor> Args::tensors(size_t i, const char* name) const {
   out.reserve(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); ++k) {
     Napi::Value v = arr[k];
-    if (!IsTensorHandle(v)) fail(i, name, "must be an array of Tensors (item " + std::to_string(k) + " is not)");
-    auto* box = v.As<Napi::External<TensorBox>>().Data();
+    auto* box = TensorBoxOf(v);
+    if (!box) fail(i, name, "must be an array of Tensors (item " + std::to_string(k) + " is not)");
     if (!box->tensor.defined()) fail(i, name, "holds a disposed Tensor at item " + std::to_string(k));
     out.push_back(box->tensor);
   }
@@ -205,26 +219,28 @@ int64_t Args::reduction(size_t i, const char* name) const {
 
 c10::optional<at::Generator> Args::generator(size_t i, const char* name) const {
   if (absent(i)) return c10::nullopt;
-  if (!IsGeneratorHandle(info[i])) fail(i, name, "must be a Generator");
-  return info[i].As<Napi::External<GeneratorBox>>().Data()->generator;
+  auto* box = GeneratorBoxOf(info[i]);
+  if (!box) fail(i, name, "must be a Generator");
+  return box->generator;
 }
 
 namespace {
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (info.Length() > 0 && IsTensorHandle(info[0])) ReleaseBox(info.Env(), info[0].As<Napi::External<TensorBox>>().Data());
+  if (auto* box = info.Length() > 0 ? TensorBoxOf(info[0]) : nullptr) ReleaseBox(info.Env(), box);
   return info.Env().Undefined();
 }
 
 // Tells V8 about the storage of a tensor that outlives its scope, so GC pressure reflects it.
 Napi::Value ReportMemory(const Napi::CallbackInfo& info) {
-  if (info.Length() > 0 && IsTensorHandle(info[0])) {
-    auto* box = info[0].As<Napi::External<TensorBox>>().Data();
-    if (box->reportedBytes == 0 && box->tensor.defined()) {
-      box->reportedBytes = StorageBytes(box->tensor);
-      if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), box->reportedBytes);
-    }
-  }
+  if (auto* box = info.Length() > 0 ? TensorBoxOf(info[0]) : nullptr) ReportBox(info.Env(), box);
+  return info.Env().Undefined();
+}
+
+// setScoped(open): tidy() says when its first scope opens and its last one closes, so that
+// WrapTensor reports the tensors made outside any scope itself, without a second call.
+Napi::Value SetScoped(const Napi::CallbackInfo& info) {
+  scopeOpen = info.Length() > 0 && info[0].ToBoolean().Value();
   return info.Env().Undefined();
 }
 
@@ -284,8 +300,9 @@ Napi::Value NewGenerator(const Napi::CallbackInfo& info) {
 }
 
 GeneratorBox* UnboxGenerator(const Args& a, size_t i) {
-  if (!IsGeneratorHandle(a.info[i])) a.fail(i, "generator", "must be a Generator");
-  return a.info[i].As<Napi::External<GeneratorBox>>().Data();
+  auto* box = GeneratorBoxOf(a.info[i]);
+  if (!box) a.fail(i, "generator", "must be a Generator");
+  return box;
 }
 
 Napi::Value GeneratorSeed(const Napi::CallbackInfo& info) {
@@ -435,6 +452,7 @@ void RegisterCoreOps(Napi::Env env, Napi::Object exports) {
   auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
   fn("dispose", Dispose);
   fn("reportMemory", ReportMemory);
+  fn("setScoped", SetScoped);
   fn("fromBuffer", FromBuffer);
   fn("toBuffer", ToBuffer);
   fn("newGenerator", NewGenerator);

@@ -86,9 +86,9 @@ export function tensor(data: Nested | AnyTypedArray, options: TensorOptions = {}
   flatten(data, shape, 0, values);
   const inferred: DType = allBool && values.length > 0 ? 'bool' : values.every(Number.isInteger) ? 'int64' : 'float32';
   const dtype = options.dtype ?? inferred;
-  dtypeCode(dtype, 'tensor');
+  const code = dtypeCode(dtype, 'tensor')!;
   if (options.requiresGrad && !isFloatingDType(dtype)) throw new TypeError(`tensor: only floating tensors can require grad, got ${dtype}`);
-  const t = wrap(native.fromBuffer(typedArrayFor(dtype, values), dtypeCode(dtype)!, shape, deviceName(options.device)));
+  const t = wrap(native.fromBuffer(typedArrayFor(dtype, values), code, shape, deviceName(options.device)));
   return finish(t, options);
 }
 

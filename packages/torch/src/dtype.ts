@@ -109,11 +109,7 @@ export type Reduction = 'mean' | 'sum' | 'none';
 
 const devicePattern = /^(cpu|cuda)(?::(\d+))?$/;
 
-export function isDeviceName(value: unknown): value is string {
-  return typeof value === 'string' && devicePattern.test(value);
-}
-
-/** A device such as 'cpu', 'cuda' or 'cuda:1'. */
+/** A device such as 'cpu', 'cuda' or 'cuda:1'. The one place device names are checked. */
 export class Device {
   readonly type: 'cpu' | 'cuda';
   readonly index: number | undefined;
@@ -132,4 +128,13 @@ export type DeviceLike = string | Device;
 
 export function device(spec: DeviceLike): Device {
   return spec instanceof Device ? spec : new Device(spec);
+}
+
+/**
+ * The Device that `value` is or names, or undefined when it is not one: for arguments that take
+ * a device among other things, whose callers name what they expected.
+ */
+export function asDevice(value: unknown): Device | undefined {
+  if (value instanceof Device) return value;
+  return typeof value === 'string' && devicePattern.test(value) ? new Device(value) : undefined;
 }

@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { device, dtypeCodes, isDType, type DType, type DeviceLike } from './dtype.js';
+import { device, dtypeCodes, isDType, type AnyTypedArray, type DType, type DeviceLike } from './dtype.js';
 import type { GeneratedNative } from './generated/native.js';
 import type { Tensor } from './tensor.js';
 
@@ -29,7 +29,10 @@ export interface CpuCacheStats {
 export interface CoreNative {
   dispose(h: Handle): void;
   reportMemory(h: Handle): void;
-  fromBuffer(data: ArrayBufferView, dtype: number, shape: number[], device?: string): Handle;
+  /** Whether a tidy() scope is open: outside any, new handles report their memory to V8 themselves. */
+  setScoped(open: boolean): void;
+  /** The native side reads typed arrays only (a DataView is refused). */
+  fromBuffer(data: AnyTypedArray, dtype: number, shape: number[], device?: string): Handle;
   toBuffer(h: Handle): ArrayBuffer;
   newGenerator(seed: number): GeneratorHandle;
   defaultGenerator(): GeneratorHandle;

@@ -1,5 +1,6 @@
 // Deterministic freeing of tensors: everything created inside tidy() is disposed when it returns,
 // except what it returns and what keep() marked. GC finalizers are only the safety net.
+import { native } from './handle.js';
 import type { Tensor } from './tensor.js';
 
 const scopes: Set<Tensor>[] = [];
@@ -7,20 +8,32 @@ const kept = new WeakSet<Tensor>();
 
 /**
  * Called for every new Tensor wrapper. A tensor outside any scope is left to dispose() or GC,
- * so V8 is told about its memory; a scope frees its own tensors and V8 need not know.
+ * so V8 is told about its memory: the native side did that already when it made the handle (it
+ * knows whether a scope is open, see openScope). A scope frees its own tensors and V8 need not know.
  */
 export function track(t: Tensor): void {
-  const scope = scopes[scopes.length - 1];
-  if (scope) scope.add(t);
-  else t.reportMemory();
+  scopes[scopes.length - 1]?.add(t);
 }
 
 /** Exempts a tensor from every enclosing and future scope (for parameters, buffers, optimizer state). */
 export function keep<T extends Tensor>(t: T): T {
   kept.add(t);
-  for (const scope of scopes) scope.delete(t);
-  t.reportMemory();
+  let scoped = false;
+  for (const scope of scopes) if (scope.delete(t)) scoped = true;
+  // A tensor that was in no scope had its memory reported already.
+  if (scoped) t.reportMemory();
   return t;
+}
+
+function openScope(): Set<Tensor> {
+  const scope = new Set<Tensor>();
+  if (scopes.push(scope) === 1) native.setScoped(true);
+  return scope;
+}
+
+function closeScope(): void {
+  scopes.pop();
+  if (scopes.length === 0) native.setScoped(false);
 }
 
 function collectTensors(value: unknown, out: Set<Tensor>, seen = new Set<unknown>()): void {
@@ -54,17 +67,16 @@ export function registerTensorCheck(check: (v: unknown) => v is Tensor): void {
  * enclosing scope. `fn` must be synchronous.
  */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
+  const scope = openScope();
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
+    closeScope();
     for (const t of scope) if (!kept.has(t)) t.dispose();
     throw e;
   }
-  scopes.pop();
+  closeScope();
   if (result instanceof Promise) {
     for (const t of scope) if (!kept.has(t)) t.dispose();
     throw new Error('tidy: the function must be synchronous; run the async part outside and tidy each step');

@@ -2,10 +2,10 @@
 import { inspect } from 'node:util';
 import {
   Device,
+  asDevice,
   device as toDevice,
   dtypeFromCode,
   isDType,
-  isDeviceName,
   typedArrayView,
   type AnyTypedArray,
   type DType,
@@ -32,7 +32,7 @@ export class Tensor extends TensorOps {
 
   /** Tells V8 about this tensor's memory, once; for tensors that no scope will free. */
   reportMemory(): void {
-    if (this.#handle !== undefined) native.reportMemory(this.#handle);
+    if (!this.#disposed) native.reportMemory(this.#handle);
   }
 
   /** Frees this reference now; other tensors that share the storage keep it alive. */
@@ -99,10 +99,9 @@ export class Tensor extends TensorOps {
   /** Converts to a dtype or moves to a device: `t.to('float64')`, `t.to('cuda')`. */
   to(target: DType | DeviceLike): Tensor {
     if (typeof target === 'string' && isDType(target)) return this.toDtype(target);
-    if (!(target instanceof Device) && !isDeviceName(target)) {
-      throw new TypeError(`to: expected a dtype or a device ('cpu', 'cuda', 'cuda:N'), got ${JSON.stringify(target)}`);
-    }
-    return this.toDevice(target);
+    const device = asDevice(target);
+    if (!device) throw new TypeError(`to: expected a dtype or a device ('cpu', 'cuda', 'cuda:N'), got ${JSON.stringify(target)}`);
+    return this.toDevice(device);
   }
 
   float(): Tensor {

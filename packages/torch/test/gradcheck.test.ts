@@ -1573,6 +1573,14 @@ describe('gradcheck utility', () => {
     torch.tidy(() => {
       assert.throws(() => testing.gradcheck((t) => t, [torch.ones([2]).requiresGrad_()]), /input 0 is float32/);
       assert.throws(() => testing.gradcheck((t) => t, [torch.ones([2], 'float64')]), /no input requires grad/);
+      assert.throws(
+        () => testing.gradgradcheck((t) => t.mul(t), [torch.ones([2], 'float64')]),
+        /^Error: gradgradcheck: no input requires grad$/,
+      );
+      assert.throws(
+        () => testing.gradgradcheck((t) => t.mul(t), [torch.ones([2]).requiresGrad_()]),
+        /^TypeError: gradgradcheck: input 0 is float32/,
+      );
     }));
 });
 

@@ -6,6 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as torch from '../src/index.js';
 import type { Tensor } from '../src/index.js';
+import { native } from '../src/handle.js';
 
 const { nn, optim } = torch;
 const F = nn.functional;
@@ -114,6 +115,46 @@ describe('tidy and keep', () => {
     );
     assert.equal(created!.isDisposed, true);
     outside.dispose();
+  });
+
+  test('memory is reported once per tensor that outlives every scope, with no call for the others', () => {
+    const { reportMemory, setScoped } = native;
+    let reports = 0;
+    const scoped: boolean[] = [];
+    native.reportMemory = (h) => {
+      reports++;
+      reportMemory(h);
+    };
+    native.setScoped = (open) => {
+      scoped.push(open);
+      setScoped(open);
+    };
+    try {
+      // Made outside any scope: the native side reports it as it makes the handle; keep() adds nothing.
+      const outside = torch.keep(torch.ones([4]).add(1));
+      assert.equal(reports, 0);
+      const result = torch.tidy(() => {
+        const kept = torch.keep(torch.ones([4])); // leaves the scope here: one report
+        torch.tidy(() => torch.ones([2]).add(1)); // a nested scope does not toggle the native flag
+        torch.keep(kept); // already in no scope: no second report
+        return { kept, out: torch.ones([4]).mul(2) }; // leaves the last scope on return: one report
+      });
+      assert.equal(reports, 2);
+      assert.deepEqual(scoped, [true, false]);
+      assert.throws(() => torch.tidy(() => torch.tidy(() => torch.ones([1]).item() + torch.ones([1], 'float32', 'tpu').item())), /tpu/);
+      assert.deepEqual(scoped, [true, false, true, false]);
+      assert.equal(torch.scopeDepth(), 0);
+      // A disposed tensor makes no native call.
+      outside.dispose();
+      outside.reportMemory();
+      assert.equal(reports, 2);
+      assert.deepEqual(result.out.toArray(), [2, 2, 2, 2]);
+      result.kept.dispose();
+      result.out.dispose();
+    } finally {
+      native.reportMemory = reportMemory;
+      native.setScoped = setScoped;
+    }
   });
 
   test('disposing twice is harmless; disposing a view keeps the base alive', () => {

@@ -251,6 +251,32 @@ describe('Module.to', () => {
       net.to('cpu');
       assert.equal(net.stem.conv.weight.device.type, 'cpu');
     }));
+
+  test("bfloat16 parameters count as floating: to('bfloat16') and back converts them", () =>
+    torch.tidy(() => {
+      torch.manualSeed(4);
+      const net = new Net();
+      const before = net.stem.conv.weight.clone();
+      net.to('bfloat16');
+      assert.equal(net.stem.conv.weight.dtype, 'bfloat16');
+      assert.equal(net.stem.bn.runningMean!.dtype, 'bfloat16');
+      assert.equal(net.buffer('step_count').dtype, 'int64');
+      net.to('float32');
+      assert.ok(net.parameters().every((p) => p.dtype === 'float32' && p.requiresGrad));
+      assert.equal(net.stem.bn.runningMean!.dtype, 'float32');
+      assert.equal(net.buffer('step_count').dtype, 'int64');
+      assert.ok(net.stem.conv.weight.allclose(before, 1e-2, 1e-2));
+      assert.ok(!net.stem.conv.weight.equal(before)); // rounded through bfloat16's 8-bit mantissa
+    }));
+
+  test('to() refuses what is neither a dtype nor a device and takes a Device object as it is', () =>
+    torch.tidy(() => {
+      const net = new Net();
+      assert.throws(() => net.to('cuda:x' as any), /^TypeError: Net\.to: expected a dtype, a device/);
+      assert.equal(net.to(torch.device('cpu')), net);
+      assert.throws(() => torch.ones([2]).to('tpu' as any), /^TypeError: to: expected a dtype or a device/);
+      assert.equal(torch.ones([2]).to(torch.device('cpu')).device.type, 'cpu');
+    }));
 });
 
 describe('in-place ReLU', () => {

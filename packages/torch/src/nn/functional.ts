@@ -18,6 +18,12 @@ function ints(op: string, name: string, value: IntOrPair | number[] | undefined,
   return list;
 }
 
+/** A positive output size, one number standing for both sides. */
+function outputSize2d(op: string, name: string, value: IntOrPair): number[] {
+  const size = ints(op, name, value, 1, 1);
+  return size.length === 1 ? [size[0], size[0]] : size;
+}
+
 function prob(op: string, p: number): number {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`${op}: 'p' must be in [0, 1], got ${p}`);
   return p;
@@ -148,8 +154,7 @@ export function avgPool2d(input: Tensor, kernelSize: IntOrPair, options: PoolOpt
 }
 
 export function adaptiveAvgPool2d(input: Tensor, outputSize: IntOrPair): Tensor {
-  const size = ints('adaptiveAvgPool2d', 'outputSize', outputSize, 1, 1);
-  return raw.adaptiveAvgPool2d(input, size.length === 1 ? [size[0], size[0]] : size);
+  return raw.adaptiveAvgPool2d(input, outputSize2d('adaptiveAvgPool2d', 'outputSize', outputSize));
 }
 
 export interface InterpolateOptions {
@@ -168,12 +173,11 @@ export function interpolate(input: Tensor, options: InterpolateOptions): Tensor 
   if (input.ndim !== 4) throw new RangeError(`interpolate: 'input' must be 4-d NCHW, got shape [${input.shape}]`);
   let size: number[];
   let scale: number | null = null;
-  if (options.size !== undefined) size = ints('interpolate', 'size', options.size, 1, 1);
+  if (options.size !== undefined) size = outputSize2d('interpolate', 'size', options.size);
   else if (options.scaleFactor !== undefined && options.scaleFactor > 0) {
     scale = options.scaleFactor;
     size = [Math.floor(h * scale), Math.floor(w * scale)];
   } else throw new RangeError("interpolate: give 'size' or a positive 'scaleFactor'");
-  if (size.length === 1) size = [size[0], size[0]];
   const mode = options.mode ?? 'nearest';
   switch (mode) {
     case 'nearest':

@@ -47,7 +47,8 @@ export class Conv2d extends Module {
     this.bias = options.bias === false ? undefined : new Parameter(empty([outChannels]));
     this.options = { stride: options.stride, padding: options.padding, dilation: options.dilation, groups };
     resetLinearLike(this.weight, this.bias);
-    this.to(memoryFormat);
+    // The parameters are made contiguous; only the other format needs a conversion.
+    if (memoryFormat === 'channelsLast') this.to('channelsLast');
   }
 
   forward(x: Tensor): Tensor {

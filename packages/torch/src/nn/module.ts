@@ -1,15 +1,6 @@
 // nn.Module: parameters, buffers and children found by field, as PyTorch registers attributes.
 import { noGrad } from '../autograd.js';
-import {
-  Device,
-  device as toDevice,
-  isDeviceName,
-  isDType,
-  isMemoryFormat,
-  type DType,
-  type DeviceLike,
-  type MemoryFormat,
-} from '../dtype.js';
+import { asDevice, isDType, isFloatingDType, isMemoryFormat, type DType, type DeviceLike, type MemoryFormat } from '../dtype.js';
 import { keep, tidy } from '../scope.js';
 import { Tensor } from '../tensor.js';
 
@@ -163,10 +154,11 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     }
     if (isDType(target)) {
       return (t) => {
-        if (t.dtype.startsWith('float')) replace(t, t.toDtype(target));
+        if (isFloatingDType(t.dtype)) replace(t, t.toDtype(target));
       };
     }
-    if (target instanceof Device || isDeviceName(target)) return (t) => replace(t, t.toDevice(toDevice(target)));
+    const device = asDevice(target);
+    if (device) return (t) => replace(t, t.toDevice(device));
     throw new TypeError(
       `${this.constructor.name}.to: expected a dtype, a device ('cpu', 'cuda', 'cuda:N') or a memory format ('contiguous', 'channelsLast'), got ${JSON.stringify(target)}`,
     );

@@ -59,13 +59,14 @@ export function gradcheck(fn: GradcheckFn, inputs: Tensor[], options: GradcheckO
 // `perturbedNeedsGrad`: the function differentiates internally (gradgradcheck), so the
 // finite-difference evaluations run with grad enabled and perturbed inputs that require it.
 function check(fn: GradcheckFn, inputs: Tensor[], options: GradcheckOptions, perturbedNeedsGrad: boolean): GradcheckResult {
+  const op = perturbedNeedsGrad ? 'gradgradcheck' : 'gradcheck';
   const eps = options.eps ?? 1e-6;
   const atol = options.atol ?? 1e-5;
   const rtol = options.rtol ?? 1e-3;
   const checkedInputs = inputs.map((t, i) => ({ t, i })).filter(({ t }) => t.requiresGrad);
-  if (checkedInputs.length === 0) throw new Error('gradcheck: no input requires grad');
+  if (checkedInputs.length === 0) throw new Error(`${op}: no input requires grad`);
   for (const { t, i } of checkedInputs) {
-    if (t.dtype !== 'float64') throw new TypeError(`gradcheck: input ${i} is ${t.dtype}; finite differences need float64`);
+    if (t.dtype !== 'float64') throw new TypeError(`${op}: input ${i} is ${t.dtype}; finite differences need float64`);
   }
 
   return tidy(() => {
@@ -142,7 +143,6 @@ export function assertGradcheck(fn: GradcheckFn, inputs: Tensor[], options: Grad
  * differences of that gradient, with a fixed random upstream gradient for the first derivative.
  */
 export function gradgradcheck(fn: GradcheckFn, inputs: Tensor[], options: GradcheckOptions = {}): GradcheckResult {
-  const checked = inputs.filter((t) => t.requiresGrad);
   const firstOrder = (...xs: Tensor[]): Tensor[] => {
     const outs = outputsOf(fn(...xs)).filter((o) => o.requiresGrad);
     const generator = new Generator((options.seed ?? 0) + 1);
@@ -150,6 +150,5 @@ export function gradgradcheck(fn: GradcheckFn, inputs: Tensor[], options: Gradch
     const wrt = xs.filter((_, j) => inputs[j].requiresGrad);
     return grad(outs, wrt, { gradOutputs, createGraph: true, allowUnused: true }).map((g, j) => g ?? zerosLike(wrt[j]));
   };
-  if (checked.length === 0) throw new Error('gradgradcheck: no input requires grad');
   return check(firstOrder, inputs, options, true);
 }
