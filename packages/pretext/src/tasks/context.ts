@@ -5,7 +5,16 @@ import { full, randint, stack, tensor, type Generator, type Tensor } from '@pret
 import { z } from 'zod';
 import type { Batch } from '../data/loader.js';
 import type { Backbone } from '../models/backbone.js';
-import { answerMark, dropColors, extractPatches, imagesAt, projectOutGreenMagenta, SiameseHead, SiamesePatchModel } from './patches.js';
+import {
+  answerMark,
+  dropColors,
+  extractPatches,
+  projectOutGreenMagenta,
+  imagesAt,
+  PATCH_TASK_DEFAULTS,
+  SiameseHead,
+  SiamesePatchModel,
+} from './patches.js';
 import type { PretextBatch, PretextTask } from './task.js';
 
 /** Neighbour offsets in grid cells (row, column) for labels 0..7, in reading order. */
@@ -103,15 +112,7 @@ export const contextTask: PretextTask<typeof options> = {
   description: 'Context prediction: where is the second patch relative to the center patch (8 positions)',
   paper: 'Doersch, Gupta & Efros, Unsupervised Visual Representation Learning by Context Prediction, ICCV 2015',
   options,
-  // The paper: AlexNet-style siamese trunk, SGD; CIFAR is upsampled to 64x64 so the 3x3 arrangement fits.
-  defaults: {
-    backbone: 'alexnet',
-    imageSize: 64,
-    epochs: 100,
-    batchSize: 128,
-    optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 5e-4 },
-    schedule: { name: 'multistep', milestones: [30, 60, 80], gamma: 0.1 },
-  },
+  defaults: PATCH_TASK_DEFAULTS,
   create: (backbone, o, context) => new ContextModel(backbone, o, contextGeometry(context.imageSize, o)),
   picture(batch, answers, display) {
     const [n, t, c, p] = batch.inputs.shape;

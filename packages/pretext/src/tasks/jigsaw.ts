@@ -14,6 +14,7 @@ import {
   normalizePatches,
   randomGrayscale,
   rescalePatches,
+  PATCH_TASK_DEFAULTS,
   SiameseHead,
   SiamesePatchModel,
 } from './patches.js';
@@ -121,7 +122,7 @@ class JigsawModel extends SiamesePatchModel {
       y = jitterChannels(y, c, this.o.channelJitter, max, generator);
       x = jitterChannels(x, c, this.o.channelJitter, max, generator);
     }
-    const tiles = normalizePatches(randomGrayscale(extractPatches(images, { y, x }, g.tile), this.o.grayscaleProbability, generator, true));
+    const tiles = normalizePatches(randomGrayscale(extractPatches(images, { y, x }, g.tile), this.o.grayscaleProbability, generator));
     const targets = randint(0, this.o.permutations, [n], generator);
     const order = this.permutations.index(targets);
     return { inputs: shuffleTiles(tiles, order), targets, extra: { order } };
@@ -133,15 +134,7 @@ export const jigsawTask: PretextTask<typeof options> = {
   description: 'Jigsaw: predict which permutation shuffled the nine tiles of a 3x3 grid',
   paper: 'Noroozi & Favaro, Unsupervised Learning of Visual Representations by Solving Jigsaw Puzzles, ECCV 2016',
   options,
-  // The paper: AlexNet trunk, SGD at lr 0.01; CIFAR is upsampled to 64x64 so tiles keep some pixels.
-  defaults: {
-    backbone: 'alexnet',
-    imageSize: 64,
-    epochs: 100,
-    batchSize: 128,
-    optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 5e-4 },
-    schedule: { name: 'multistep', milestones: [30, 60, 80], gamma: 0.1 },
-  },
+  defaults: PATCH_TASK_DEFAULTS,
   create: (backbone, o, context) => new JigsawModel(backbone, o, jigsawGeometry(context.imageSize, o.tileSize)),
   picture(batch, answers) {
     const order = batch.extra!.order;

@@ -1,11 +1,11 @@
 // What the patch tasks (jigsaw, context prediction) share: batched patch extraction as one gather,
-// per-patch normalization, colour handling against chromatic aberration, and the siamese network
-// that runs one trunk over every patch and classifies the concatenated patch features.
-import { arange, nn, rand, randint, randn, tensor, where, type Generator, type Tensor } from '@pretext/torch';
+// per-patch normalization, colour handling against chromatic aberration, the siamese network that
+// runs one trunk over every patch and classifies the concatenated patch features, and defaults.
+import { arange, nn, rand, randint, randn, stack, tensor, where, type Generator, type Tensor } from '@pretext/torch';
+import { luminance } from '../data/augment.js';
 import type { Batch } from '../data/loader.js';
-import type { Backbone } from '../models/backbone.js';
 import { MlpHead } from '../models/heads.js';
-import { accuracy, classificationAnswers, type Answer, type PretextBatch, type TaskInstance } from './task.js';
+import { ClassifierTask, type Answer, type TaskDefaults } from './task.js';
 
 /** Top-left corners (int64): N x T for whole patches, or N x T x C to place each channel on its own. */
 export interface PatchOffsets {
@@ -13,10 +13,15 @@ export interface PatchOffsets {
   x: Tensor;
 }
 
-function checkRange(values: Tensor, max: number, what: string): void {
-  const lo = values.min().item();
-  const hi = values.max().item();
-  if (lo < 0 || hi > max) throw new RangeError(`extractPatches: ${what} offsets must be in [0, ${max}], got [${lo}, ${hi}]`);
+/** Offsets must stay inside the image; one read of all four bounds (a single device sync). */
+function checkRanges(y: Tensor, maxY: number, x: Tensor, maxX: number): void {
+  const [yLo, yHi, xLo, xHi] = stack([y.min(), y.max(), x.min(), x.max()]).toArray();
+  for (const [what, lo, hi, max] of [
+    ['y', yLo, yHi, maxY],
+    ['x', xLo, xHi, maxX],
+  ] as const) {
+    if (lo < 0 || hi > max) throw new RangeError(`extractPatches: ${what} offsets must be in [0, ${max}], got [${lo}, ${hi}]`);
+  }
 }
 
 /** Crops N x T x C x P x P patches from N x C x H x W images with a single gather on flat indices. */
@@ -27,8 +32,7 @@ export function extractPatches(images: Tensor, offsets: PatchOffsets, size: numb
   if (y.shape.join() !== x.shape.join() || y.shape[0] !== n || !(y.ndim === 2 || (perChannel && y.shape[2] === c))) {
     throw new RangeError(`extractPatches: offsets must both be [${n}, T] or [${n}, T, ${c}], got [${y.shape}] and [${x.shape}]`);
   }
-  checkRange(y, h - size, 'y');
-  checkRange(x, w - size, 'x');
+  checkRanges(y, h - size, x, w - size);
   const t = y.shape[1];
   const corner = perChannel ? y.mul(w).add(x) : y.mul(w).add(x).unsqueeze(2); // N x T x (C or 1)
   const sampleStart = arange(0, n, 1, 'int64')
@@ -69,21 +73,15 @@ export function rescalePatches(patches: Tensor): Tensor {
   return patches.sub(lo).div(patches.amax(dims, true).sub(lo).clamp(1e-8));
 }
 
-/** Rec. 601 luma, applied to the loader's per-channel normalized values (a gray image all the same). */
-const LUMA = [0.299, 0.587, 0.114];
-
 /**
- * Replaces RGB patches (N x T x 3 x P x P) by their luma with `probability`, drawn per patch or
- * per image (all T patches together). Other channel counts pass through.
+ * Replaces the RGB patches of an image (N x T x 3 x P x P, all T together) by their luma with
+ * `probability`. Other channel counts pass through.
  */
-export function randomGrayscale(patches: Tensor, probability: number, generator: Generator, perImage = false): Tensor {
-  const [n, t, c] = patches.shape;
+export function randomGrayscale(patches: Tensor, probability: number, generator: Generator): Tensor {
+  const [n, t, c, p, q] = patches.shape;
   if (c !== 3 || probability <= 0) return patches;
-  const gray = patches
-    .mul(tensor(LUMA).view([1, 1, 3, 1, 1]))
-    .sum(2, true)
-    .expandAs(patches);
-  const chosen = rand([n, perImage ? 1 : t, 1, 1, 1], generator).lt(probability);
+  const gray = luminance(patches.flatten(0, 1)).view([n, t, 1, p, q]).expandAs(patches);
+  const chosen = rand([n, 1, 1, 1, 1], generator).lt(probability);
   return where(chosen, gray, patches);
 }
 
@@ -149,34 +147,23 @@ export class SiameseHead extends nn.Module {
  * A patch task's model: prepare() (the task's own part) gives inputs N x T x C x P x P and class
  * targets; the trunk runs over all N*T patches in one batched pass.
  */
-export abstract class SiamesePatchModel implements TaskInstance {
-  readonly modules: { backbone: Backbone; head: SiameseHead };
-
-  constructor(backbone: Backbone, head: SiameseHead) {
-    this.modules = { backbone, head };
-  }
-
-  phases() {
-    return [{ name: 'main', parameters: [...this.modules.backbone.parameters(), ...this.modules.head.parameters()] }];
-  }
-
-  abstract prepare(batch: Batch, generator: Generator): PretextBatch;
-
+export abstract class SiamesePatchModel extends ClassifierTask<SiameseHead> {
   logits(inputs: Tensor): Tensor {
     const [n, t, c, h, w] = inputs.shape;
     const features = this.modules.backbone.forward(inputs.reshape([n * t, c, h, w]));
     return this.modules.head.forward(features.reshape([n, t, ...features.shape.slice(1)]));
   }
-
-  step(batch: PretextBatch) {
-    const logits = this.logits(batch.inputs);
-    return { loss: nn.functional.crossEntropy(logits, batch.targets), metrics: { acc: accuracy(logits, batch.targets) } };
-  }
-
-  answers(batch: PretextBatch): Answer[] {
-    return classificationAnswers(this.logits(batch.inputs), batch.targets);
-  }
 }
+
+/** The patch tasks' paper setting: AlexNet-style siamese trunk, SGD; CIFAR upsampled to 64x64. */
+export const PATCH_TASK_DEFAULTS: TaskDefaults = {
+  backbone: 'alexnet',
+  imageSize: 64,
+  epochs: 100,
+  batchSize: 128,
+  optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 5e-4 },
+  schedule: { name: 'multistep', milestones: [30, 60, 80], gamma: 0.1 },
+};
 
 /** A caption's answer mark: `→ predicted ✓/✗`, or nothing without an answer. */
 export function answerMark(answer: Answer | undefined, name: (k: number) => string): string {

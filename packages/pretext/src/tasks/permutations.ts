@@ -2,9 +2,11 @@
 // permutations of the 9 tiles that are far apart in Hamming distance, so the classes are distinct.
 // 'maxavg' is the paper's rule (maximize the summed distance to the chosen set), 'maxmin'
 // maximizes the distance to the nearest chosen permutation. Sets are cached on disk.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { safetensors } from '@pretext/torch';
 import { dataCacheDir } from '../data/locations.js';
+import { seededRandom } from '../eval/random.js';
 
 export const TILES = 9;
 /** 9! permutations of the tiles. */
@@ -20,17 +22,6 @@ export interface PermutationSet {
   /** Smallest and mean Hamming distance over all pairs of the set. */
   minDistance: number;
   averageDistance: number;
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** All 9! permutations of 0..8 in lexicographic order, 9 bytes each. */
@@ -170,13 +161,7 @@ export function permutationSet(options: PermutationSetOptions): PermutationSet {
   if (!permutations) {
     permutations = generatePermutations(count, variant, seed);
     mkdirSync(dir, { recursive: true });
-    const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-    try {
-      writeFileSync(temp, JSON.stringify({ variant, count, seed, permutations }));
-      renameSync(temp, path);
-    } finally {
-      rmSync(temp, { force: true });
-    }
+    safetensors.writeFileAtomic(path, Buffer.from(JSON.stringify({ variant, count, seed, permutations })));
   }
   return { variant, seed, permutations, ...distanceStats(permutations) };
 }

@@ -1,11 +1,11 @@
 // RotNet (Gidaris, Singh & Komodakis, ICLR 2018): predict which rotation was applied to an image.
 // All rotations of every image go into the same batch, as in the paper.
-import { cat, Generator, nn, tensor, type Tensor } from '@pretext/torch';
+import { arange, cat, Generator, nn, tensor, type Tensor } from '@pretext/torch';
 import { z } from 'zod';
 import type { Batch } from '../data/loader.js';
 import { PooledClassifier } from '../models/heads.js';
 import type { Backbone } from '../models/backbone.js';
-import { accuracy, classificationAnswers, type Answer, type PretextBatch, type PretextTask, type TaskInstance } from './task.js';
+import { ClassifierTask, type PretextBatch, type PretextTask } from './task.js';
 
 const options = z
   .object({
@@ -35,37 +35,23 @@ export function rotate(images: Tensor, degrees: number): Tensor {
   return nn.functional.gridSample(images, grid, { mode: 'bilinear', paddingMode: 'zeros', alignCorners: false });
 }
 
-class RotationModel implements TaskInstance {
-  readonly modules: { backbone: Backbone; head: PooledClassifier };
+class RotationModel extends ClassifierTask<PooledClassifier> {
   private readonly angles: number[];
 
   constructor(backbone: Backbone, rotations: 2 | 4 | 8) {
+    super(backbone, new PooledClassifier(backbone.outChannels, rotations));
     this.angles = rotationAngles(rotations);
-    this.modules = { backbone, head: new PooledClassifier(backbone.outChannels, rotations) };
-  }
-
-  phases() {
-    return [{ name: 'main', parameters: [...this.modules.backbone.parameters(), ...this.modules.head.parameters()] }];
   }
 
   prepare(batch: Batch, _generator: Generator): PretextBatch {
     const n = batch.images.shape[0];
     const inputs = cat(this.angles.map((a) => rotate(batch.images, a)));
-    const targets = tensor(this.angles.flatMap((_, k) => Array<number>(n).fill(k)));
+    const targets = arange(0, this.angles.length, 1, 'int64').repeatInterleave(n);
     return { inputs, targets, extra: { angles: tensor(this.angles) } };
   }
 
-  private logits(batch: PretextBatch): Tensor {
-    return this.modules.head.forward(this.modules.backbone.forward(batch.inputs));
-  }
-
-  step(batch: PretextBatch) {
-    const logits = this.logits(batch);
-    return { loss: nn.functional.crossEntropy(logits, batch.targets), metrics: { acc: accuracy(logits, batch.targets) } };
-  }
-
-  answers(batch: PretextBatch): Answer[] {
-    return classificationAnswers(this.logits(batch), batch.targets);
+  logits(inputs: Tensor): Tensor {
+    return this.modules.head.forward(this.modules.backbone.forward(inputs));
   }
 }
 

@@ -1,7 +1,7 @@
 // The contract every pretext task implements, one file per task. The trainer only ever calls
 // these members, so GAN tasks (several optimizer phases), DeepCluster (epoch hooks), video tasks
 // and multi-task heads fit without a branch in the trainer.
-import type { Generator, nn, Tensor } from '@pretext/torch';
+import { nn, type Generator, type Tensor } from '@pretext/torch';
 import type { z } from 'zod';
 import type { Batch } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
@@ -18,7 +18,7 @@ export interface PretextBatch {
 
 export interface StepResult {
   loss: Tensor;
-  /** Scalars to log, e.g. pretext accuracy; tensors are read once per logged step. */
+  /** Scalars to log, e.g. pretext accuracy; a step's tensors are read together, in one copy. */
   metrics: Record<string, Tensor | number>;
 }
 
@@ -90,4 +90,34 @@ export function classificationAnswers(logits: Tensor, targets: Tensor): Answer[]
   const predicted = logits.argmax(1).toArray();
   const target = targets.toArray();
   return target.map((t, i) => ({ target: t, predicted: predicted[i], correct: t === predicted[i] }));
+}
+
+/**
+ * A task that classifies its prepared inputs with a backbone and a head: one optimizer phase,
+ * cross-entropy, accuracy. Tasks bring prepare() and logits().
+ */
+export abstract class ClassifierTask<Head extends nn.Module<any, any>> implements TaskInstance {
+  readonly modules: { backbone: Backbone; head: Head };
+
+  constructor(backbone: Backbone, head: Head) {
+    this.modules = { backbone, head };
+  }
+
+  phases(): OptimizerPhase[] {
+    return [{ name: 'main', parameters: [...this.modules.backbone.parameters(), ...this.modules.head.parameters()] }];
+  }
+
+  abstract prepare(batch: Batch, generator: Generator): PretextBatch;
+
+  /** Class logits N x K of prepared inputs. */
+  abstract logits(inputs: Tensor): Tensor;
+
+  step(batch: PretextBatch): StepResult {
+    const logits = this.logits(batch.inputs);
+    return { loss: nn.functional.crossEntropy(logits, batch.targets), metrics: { acc: accuracy(logits, batch.targets) } };
+  }
+
+  answers(batch: PretextBatch): Answer[] {
+    return classificationAnswers(this.logits(batch.inputs), batch.targets);
+  }
 }

@@ -126,11 +126,10 @@ export function loadCheckpoint(
   return { step: sidecar.step, epoch: sidecar.epoch, batch: sidecar.batch, info: sidecar.info, rng: Object.fromEntries(take('rng.')) };
 }
 
-/** Deletes all but the last `keepLast` checkpoints, never the one named `keep`. */
-export function pruneCheckpoints(dir: string, keepLast: number, keep?: string): void {
+/** Deletes all but the last `keepLast` checkpoints. */
+export function pruneCheckpoints(dir: string, keepLast: number): void {
   const all = listCheckpoints(dir);
   for (const c of all.slice(0, Math.max(0, all.length - keepLast))) {
-    if (c.name === keep) continue;
     rmSync(c.sidecar, { force: true });
     rmSync(join(dir, `${c.name}.safetensors`), { force: true });
   }

@@ -3,7 +3,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '@pretext/torch';
-import { optim, tidy, type nn } from '@pretext/torch';
+import { optim, tidy, type nn, type Tensor } from '@pretext/torch';
 import { DataLoader, disposeBatch } from '../data/loader.js';
 import { resolveDataset } from '../data/datasets.js';
 import { Progress } from '../data/progress.js';
@@ -72,12 +72,6 @@ function makeOptimizer(config: TrainConfig['optimizer'], params: nn.Parameter[])
   }
 }
 
-class ConstantLR extends optim.LRScheduler {
-  protected factor(): number {
-    return 1;
-  }
-}
-
 function makeScheduler(
   config: TrainConfig['schedule'],
   opt: optim.Optimizer<{ lr: number }>,
@@ -86,7 +80,7 @@ function makeScheduler(
 ): optim.LRScheduler {
   switch (config.name) {
     case 'constant':
-      return new ConstantLR(opt);
+      return new optim.MultiStepLR(opt, []); // no milestones: the rate stays
     case 'multistep':
       return new optim.MultiStepLR(
         opt,
@@ -131,9 +125,17 @@ const formatMetrics = (m: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v.toFixed(4)}`)
     .join('  ');
 
-/** The modules of a task instance, all switched between train and eval together. */
-function setTraining(instance: TaskInstance, training: boolean): void {
-  for (const m of Object.values(instance.modules)) m.train(training);
+/** Reads a step's loss and metric tensors with one copy from the device, not one per value. */
+function readScalars(scalars: Map<string, Tensor | number>): Record<string, number> {
+  const tensors = [...scalars.values()].filter((v): v is Tensor => typeof v !== 'number');
+  const read = tensors.length ? torch.stack(tensors.map((t) => t.detach().reshape([]).toDtype('float64'))).toArray() : [];
+  let next = 0;
+  return Object.fromEntries([...scalars].map(([k, v]) => [k, typeof v === 'number' ? v : read[next++]]));
+}
+
+/** Puts every module of a task instance in training mode. */
+function trainMode(instance: TaskInstance): void {
+  for (const m of Object.values(instance.modules)) m.train();
 }
 
 export async function train(input: TrainConfigInput | Record<string, unknown>, options: TrainOptions = {}): Promise<TrainResult> {
@@ -232,7 +234,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   try {
     for (let epoch = startEpoch; epoch < config.epochs && !interrupted; epoch++) {
       await instance.onEpochStart?.({ epoch, store, log });
-      setTraining(instance, true);
+      trainMode(instance);
       const meters = new Meters();
       const progress = options.progress === false ? undefined : new Progress(`epoch ${epoch + 1}/${config.epochs}`, stepsPerEpoch);
       progress?.update(startBatch);
@@ -246,7 +248,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         }
         const values = tidy(() => {
           const prepared = instance.prepare(batch, generator);
-          const out: Record<string, number> = {};
+          const scalars = new Map<string, Tensor | number>();
           for (const phase of phases) {
             const opt = optimizers[phase.name];
             opt.zeroGrad();
@@ -255,10 +257,10 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
             if (config.gradClip) torch.optim.clipGradNorm_(phase.parameters, config.gradClip);
             opt.step();
             schedulers[phase.name].step();
-            out[prefix(phase.name, 'loss')] = loss.item();
-            for (const [k, v] of Object.entries(metrics)) out[prefix(phase.name, k)] = typeof v === 'number' ? v : v.item();
+            scalars.set(prefix(phase.name, 'loss'), loss);
+            for (const [k, v] of Object.entries(metrics)) scalars.set(prefix(phase.name, k), v);
           }
-          return out;
+          return readScalars(scalars);
         });
         images += batch.images.shape[0];
         disposeBatch(batch);

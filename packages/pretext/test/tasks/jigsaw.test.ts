@@ -165,7 +165,7 @@ test('randomGrayscale: probability 1 makes channels equal, 0 keeps the patch, pe
     );
     assert.ok(randomGrayscale(patches, 0, new Generator(0)).equal(patches));
     // Per image: the nine tiles of an image are all gray or all in colour.
-    const some = randomGrayscale(patches, 0.5, new Generator(3), true);
+    const some = randomGrayscale(patches, 0.5, new Generator(3));
     const grayTiles = some.select(2, 0).eq(some.select(2, 1)).flatten(2).toDtype('int64').amin(2);
     assert.ok(grayTiles.amin(1).eq(grayTiles.amax(1)).all().item());
     const grayImages = grayTiles.select(1, 0).sum().item();
