@@ -21,9 +21,12 @@ import {
   randomBackbone,
   readBenchConfig,
   runBench,
+  FEATURE_PROTOCOLS,
+  PROTOCOLS,
   type EvalResult,
   type FeatureProtocol,
   type Pool,
+  type Protocol,
 } from '../eval/index.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -303,8 +306,14 @@ const evalCommand: Command = {
     json: { type: 'string' },
   },
   async run(values) {
+    const protocol = str(values.protocol) ?? 'linear';
+    const allLayers = str(values.layer) === 'all';
+    const valid: readonly string[] = allLayers ? FEATURE_PROTOCOLS : PROTOCOLS;
+    if (!valid.includes(protocol)) {
+      throw new Error(`--protocol ${protocol} is not valid${allLayers ? ' with --layer all' : ''}; valid values: ${valid.join(', ')}`);
+    }
     const options = {
-      protocol: (str(values.protocol) ?? 'linear') as FeatureProtocol,
+      protocol: protocol as Protocol,
       train: required(values, 'train'),
       test: required(values, 'test'),
       checkpoint: str(values.checkpoint),
@@ -317,7 +326,7 @@ const evalCommand: Command = {
     };
     let output: unknown;
     if (options.layer === 'all') {
-      const { layers, best } = await evaluateAllLayers({ ...options, layer: undefined });
+      const { layers, best } = await evaluateAllLayers({ ...options, protocol: protocol as FeatureProtocol, layer: undefined });
       for (const l of layers) printResult(`${options.protocol} on ${l.block}`, l.result);
       console.log(`best block: ${best}`);
       output = { layers, best };

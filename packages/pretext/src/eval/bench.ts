@@ -15,15 +15,14 @@ import { loadPretrained } from '../train/pretrained.js';
 import { subsetIndices, train as pretrain } from '../train/trainer.js';
 import { extractFeatures, extractLayerFeatures, type Pool } from './features.js';
 import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from './finetune.js';
-import { sampleLabelsPerClass } from './lowshot.js';
-import type { Compute, EvalResult } from './metrics.js';
+import { allRows, labelsOf, type Compute, type EvalResult } from './metrics.js';
 import { confusionHeatmap } from './pictures.js';
 import {
-  allRows,
   evaluateBackbone,
   evaluateFeatures,
   evaluateLayerFeatures,
-  labelsOf,
+  lowShotStoreRows,
+  withLowShot,
   type Protocol,
   type ProtocolOptions,
 } from './protocols.js';
@@ -131,12 +130,17 @@ interface RowModel {
   imageSize?: number;
 }
 
-/** Evaluates one backbone under each protocol at each label budget `ks` (undefined: all labels). */
+/**
+ * Evaluates one backbone under each protocol at each label budget `ks` (undefined: all labels).
+ * `drawn`: ctx.trainRows already are the K-per-class draw of the single budget in `ks` (only those
+ * rows are embedded); the protocols train on all of them and the cells record K.
+ */
 async function evaluateRow(
   ctx: DatasetContext,
   options: BenchOptions,
   model: RowModel,
   ks: (number | undefined)[],
+  drawn = false,
 ): Promise<Pick<BenchRowResult, 'block' | 'cells' | 'layers' | 'bestBlock'>> {
   const { backbone, fresh, normalization, imageSize } = model;
   const seed = options.seed ?? 0;
@@ -152,6 +156,10 @@ async function evaluateRow(
     trainIndices: ctx.trainRows,
     testIndices: ctx.testRows,
   };
+  if (drawn && ks.length !== 1) throw new Error('evaluateRow: rows drawn for one label budget, but several budgets given');
+  /** Protocol options for budget k, and the result marked with it. */
+  const budget = (k: number | undefined): ProtocolOptions => ({ ...options.protocolOptions, labelsPerClass: drawn ? undefined : k, seed });
+  const marked = (k: number | undefined, result: EvalResult) => (drawn ? withLowShot(result, { labelsPerClass: k, seed }) : result);
   const cells: Record<string, BenchCell> = {};
   const add = (protocol: Protocol, k: number | undefined, result: EvalResult) => {
     cells[columnKey(protocol, k)] = { protocol, labelsPerClass: k, top1: result.top1, compute: result.compute, result };
@@ -166,24 +174,19 @@ async function evaluateRow(
     const train = await extract(ctx.train, ctx.trainRows);
     const test = await extract(ctx.test, ctx.testRows);
     const [trainLabels, testLabels] = [labelsOf(ctx.train, ctx.trainRows), labelsOf(ctx.test, ctx.testRows)];
+    // The all-labels linear probe on `block` is also the by-block pass's cell for it: fitted once.
+    const fitted = new Map<string, EvalResult>();
     try {
       for (const protocol of featureProtocols) {
         for (const k of ks) {
           const trainSet = { ...trainLabels, features: train.get(block)! };
-          add(
-            protocol,
-            k,
-            evaluateFeatures(
-              protocol,
-              trainSet,
-              { ...testLabels, features: test.get(block)! },
-              { ...options.protocolOptions, labelsPerClass: k, seed },
-            ),
-          );
+          const result = marked(k, evaluateFeatures(protocol, trainSet, { ...testLabels, features: test.get(block)! }, budget(k)));
+          if (protocol === 'linear' && k === undefined) fitted.set(block, result);
+          add(protocol, k, result);
         }
       }
       if (options.layers !== false) {
-        const { layers, best } = evaluateLayerFeatures(train, test, trainLabels, testLabels, { ...options.protocolOptions, seed });
+        const { layers, best } = evaluateLayerFeatures(train, test, trainLabels, testLabels, { ...options.protocolOptions, seed }, fitted);
         layerSummary = { layers: layers.map((l) => ({ block: l.block, top1: l.result.top1 })), bestBlock: best };
         options.log?.(
           `  ${ctx.dataset} linear probe by block: ${layers.map((l) => `${l.block} ${l.result.top1.toFixed(2)}%`).join(', ')}; best ${best}`,
@@ -203,9 +206,9 @@ async function evaluateRow(
           'conv',
           { ...labelsOf(ctx.train, ctx.trainRows), features: train },
           { ...labelsOf(ctx.test, ctx.testRows), features: test },
-          { ...options.protocolOptions, labelsPerClass: k, seed },
+          budget(k),
         );
-        add('conv', k, result);
+        add('conv', k, marked(k, result));
       }
     } finally {
       train.dispose();
@@ -213,12 +216,7 @@ async function evaluateRow(
     }
   }
   if (protocols.includes('finetune')) {
-    for (const k of ks)
-      add(
-        'finetune',
-        k,
-        await evaluateBackbone('finetune', { ...input, backbone: fresh() }, { ...options.protocolOptions, labelsPerClass: k, seed }),
-      );
+    for (const k of ks) add('finetune', k, marked(k, await evaluateBackbone('finetune', { ...input, backbone: fresh() }, budget(k))));
   }
   return { block, cells, ...layerSummary };
 }
@@ -306,18 +304,17 @@ async function supervisedRow(ctx: DatasetContext, backboneName: string, options:
   const normalization = datasetStats(ctx.train);
   const cells: Record<string, BenchCell> = {};
   let block = '';
-  const trainLabels = labelsOf(ctx.train, ctx.trainRows);
   for (const k of allBudgets(options)) {
-    const picked = k === undefined ? undefined : sampleLabelsPerClass(trainLabels.labels, k, { seed, classNames: trainLabels.classNames });
-    const rows = picked ? Int32Array.from(picked, (i) => ctx.trainRows[i]) : ctx.trainRows;
+    const rows = lowShotStoreRows(ctx.train, ctx.trainRows, { labelsPerClass: k, seed });
     options.log?.(
       `supervised ${backboneName} on ${ctx.dataset} with ${k === undefined ? 'all' : `${k} per class`} labels (${rows.length} images)`,
     );
     const backbone = randomBackbone(backboneName, ctx.train.channels, seed);
     const run = await trainSupervised(backbone, ctx.train, { seed, normalization, ...options.supervised, indices: rows, log: options.log });
-    // The frozen-feature protocols draw the same K per class (same seed) the network was trained on.
+    // The frozen-feature protocols train on the same K per class the network was trained on: only those rows are embedded.
     const frozen = { ...options, protocols: protocols.filter((p) => p !== 'finetune'), layers: false };
-    const evaluated = await evaluateRow(ctx, frozen, { backbone, fresh: () => backbone, normalization }, [k]);
+    const model = { backbone, fresh: () => backbone, normalization };
+    const evaluated = await evaluateRow({ ...ctx, trainRows: rows }, frozen, model, [k], true);
     Object.assign(cells, evaluated.cells);
     block = evaluated.block;
     if (protocols.includes('finetune')) {

@@ -10,7 +10,7 @@ import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
 import { loadPretrained } from '../train/pretrained.js';
 import { subsetIndices } from '../train/trainer.js';
-import type { LabeledFeatures } from './metrics.js';
+import { allRows, labelsOf, type LabeledFeatures } from './metrics.js';
 import { writeFeaturePictures } from './pictures.js';
 
 /**
@@ -226,9 +226,7 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
   checkBlock(backbone, layer);
   const split = options.split ?? 'test';
   const store = await resolveDataset(options.data, { split, size: config.imageSize, log: options.log });
-  const indices = options.limit
-    ? subsetIndices(store.n, options.limit, options.seed ?? 0)
-    : Int32Array.from({ length: store.n }, (_, i) => i);
+  const indices = options.limit ? subsetIndices(store.n, options.limit, options.seed ?? 0) : allRows(store.n);
   const pool = options.pool ?? 'gap';
   const meter = performance.now();
   const features = await extractFeatures(backbone, store, {
@@ -241,8 +239,7 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
   });
   const file: FeatureFile = {
     features,
-    labels: Int32Array.from(indices, (i) => store.labels[i]),
-    classNames: store.classNames,
+    ...labelsOf(store, indices),
     paths: Array.from(indices, (i) => store.paths[i]),
     meta: {
       checkpoint: pretrained.checkpoint,

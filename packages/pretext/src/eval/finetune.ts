@@ -9,7 +9,16 @@ import { createBackbone } from '../models/index.js';
 import { PooledClassifier } from '../models/heads.js';
 import { checkBlock, evalLoader, inputChannels, type Normalization } from './features.js';
 import { makeOptimizer } from './fit.js';
-import { checkLabelSets, checkLabels, classificationReport, ComputeMeter, type Compute, type EvalResult } from './metrics.js';
+import {
+  allRows,
+  checkLabelSets,
+  checkLabels,
+  classificationReport,
+  ComputeMeter,
+  labelsOf,
+  type Compute,
+  type EvalResult,
+} from './metrics.js';
 
 /** A backbone read at `block`, global average pooling and a linear layer. */
 export class BackboneClassifier extends nn.Module {
@@ -71,8 +80,8 @@ export interface SupervisedResult {
 /** Trains backbone and head end to end with cross entropy on the store's labels; the backbone is updated in place. */
 export async function trainSupervised(backbone: Backbone, store: SampleStore, options: SupervisedOptions = {}): Promise<SupervisedResult> {
   const block = options.block ?? backbone.blockNames[backbone.blockNames.length - 1];
-  const indices = options.indices ?? Int32Array.from({ length: store.n }, (_, i) => i);
-  checkLabels({ labels: Int32Array.from(indices, (i) => store.labels[i]), classNames: store.classNames }, 'supervised training set');
+  const indices = options.indices ?? allRows(store.n);
+  checkLabels(labelsOf(store, indices), 'supervised training set');
   const meter = new ComputeMeter();
   const seed = options.seed ?? 0;
   manualSeed(seed);
@@ -155,8 +164,8 @@ export async function reportOnTest(
   test: SampleStore,
   options: FineTuneOptions,
 ): Promise<EvalResult> {
-  const testIndices = options.testIndices ?? Int32Array.from({ length: test.n }, (_, i) => i);
-  const labels = Int32Array.from(testIndices, (i) => test.labels[i]);
+  const testIndices = options.testIndices ?? allRows(test.n);
+  const { labels } = labelsOf(test, testIndices);
   const meter = new ComputeMeter();
   const predicted = await predictStore(run.classifier, test, {
     normalization: run.normalization,
@@ -185,10 +194,8 @@ export async function reportOnTest(
 }
 
 function checkStores(train: SampleStore, test: SampleStore, options: FineTuneOptions): void {
-  const pick = (store: SampleStore, indices?: Int32Array) => ({
-    labels: indices ? Int32Array.from(indices, (i) => store.labels[i]) : store.labels,
-    classNames: store.classNames,
-  });
+  const pick = (store: SampleStore, indices?: Int32Array) =>
+    indices ? labelsOf(store, indices) : { labels: store.labels, classNames: store.classNames };
   checkLabelSets(pick(train, options.indices), pick(test, options.testIndices));
 }
 
@@ -207,17 +214,4 @@ export async function fineTune(
 export function randomBackbone(name: string, inChannels: number, seed: number): Backbone {
   manualSeed(seed);
   return createBackbone(name, inChannels);
-}
-
-/** The supervised baseline: a seeded random-init backbone trained end to end on the labels; reports on test. */
-export async function supervisedBaseline(
-  backboneName: string,
-  train: SampleStore,
-  test: SampleStore,
-  options: FineTuneOptions & { inChannels?: number } = {},
-): Promise<{ result: EvalResult; run: SupervisedResult }> {
-  checkStores(train, test, options);
-  const backbone = randomBackbone(backboneName, options.inChannels ?? train.channels, options.seed ?? 0);
-  const run = await trainSupervised(backbone, train, options);
-  return { result: await reportOnTest('supervised', run, test, options), run };
 }

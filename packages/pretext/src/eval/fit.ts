@@ -1,7 +1,7 @@
 // Minibatch training of a classifier on inputs held in memory (frozen features or feature maps),
 // shared by the nonlinear and conv probes.
 import { nn, noGrad, optim, tidy, type Tensor } from '@pretext/torch';
-import { tensorIndex } from './metrics.js';
+import { allRows, tensorIndex } from './metrics.js';
 import { seededRandom, shuffled } from './random.js';
 
 export interface FitOptions {
@@ -44,26 +44,31 @@ export function fitClassifier(
   const opt = makeOptimizer(optimizer, model.parameters(), lr, weightDecay);
   const schedule = new optim.CosineWithWarmup(opt, { warmupSteps: 0, totalSteps: Math.max(1, epochs * stepsPerEpoch) });
   const random = seededRandom(options.seed ?? 0);
-  const all = Int32Array.from({ length: n }, (_, i) => i);
+  const all = allRows(n);
   const losses: number[] = [];
+  // Labels as one int64 tensor; each minibatch takes its inputs and targets with the same index.
+  const targetsAll = tensorIndex(labels);
   model.train();
-  for (let epoch = 0; epoch < epochs; epoch++) {
-    const order = shuffled(all, random);
-    let total = 0;
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      total += tidy(() => {
-        const batch = order.subarray(s * size, (s + 1) * size);
-        const targets = tensorIndex(Array.from(batch, (i) => labels[i]));
-        opt.zeroGrad();
-        const loss = nn.functional.crossEntropy(model.forward(inputs.indexSelect(0, tensorIndex(batch))), targets);
-        loss.backward();
-        opt.step();
-        schedule.step();
-        return loss.item();
-      });
+  try {
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      const order = shuffled(all, random);
+      let total = 0;
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        total += tidy(() => {
+          const idx = tensorIndex(order.subarray(s * size, (s + 1) * size));
+          opt.zeroGrad();
+          const loss = nn.functional.crossEntropy(model.forward(inputs.indexSelect(0, idx)), targetsAll.indexSelect(0, idx));
+          loss.backward();
+          opt.step();
+          schedule.step();
+          return loss.item();
+        });
+      }
+      losses.push(total / stepsPerEpoch);
+      options.log?.(`  epoch ${epoch + 1}/${epochs}  loss ${losses.at(-1)!.toFixed(4)}`);
     }
-    losses.push(total / stepsPerEpoch);
-    options.log?.(`  epoch ${epoch + 1}/${epochs}  loss ${losses.at(-1)!.toFixed(4)}`);
+  } finally {
+    targetsAll.dispose();
   }
   model.eval();
   return { epochs, losses };

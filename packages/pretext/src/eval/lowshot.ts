@@ -1,9 +1,6 @@
 // Low-shot subsets: exactly K labeled samples of every class, drawn with a seed.
 import { indicesByClass, seededRandom, shuffled } from './random.js';
 
-/** The label budgets of the RotNet semi-supervised table. */
-export const LOW_SHOT_KS = [20, 100, 400, 1000] as const;
-
 /**
  * Sorted indices of exactly `k` samples per class, drawn with `seed`. The same (labels, k, seed)
  * always gives the same subset. Throws naming the class when one has fewer than `k` samples.

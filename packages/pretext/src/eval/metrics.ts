@@ -1,6 +1,7 @@
 // What every protocol reports (top-1, per-class accuracy, confusion matrix, compute) and the checks
 // on its input that name the problem.
 import { fromTypedArray, tidy, type Tensor } from '@pretext/torch';
+import type { SampleStore } from '../data/store.js';
 
 /** Features (N x D, or N x C x H x W maps for the conv probe) with a class index per row. */
 export interface LabeledFeatures {
@@ -151,7 +152,20 @@ export function selectRows(set: LabeledFeatures, indices: ArrayLike<number>): La
   return { features, labels: Int32Array.from(indices, (i) => set.labels[i]), classNames: set.classNames };
 }
 
-/** An int64 index tensor from sample indices. */
+/** An int64 index tensor from sample indices (built as int32 and converted by libtorch, no per-element BigInt). */
 export function tensorIndex(indices: ArrayLike<number>): Tensor {
-  return fromTypedArray(BigInt64Array.from(Array.from(indices), BigInt));
+  const int32 = fromTypedArray(indices instanceof Int32Array ? indices : Int32Array.from(indices));
+  try {
+    return int32.long();
+  } finally {
+    int32.dispose();
+  }
+}
+
+/** Row indices 0..n-1: every sample of a store or set. */
+export const allRows = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => i);
+
+/** Labels of some rows of a store. */
+export function labelsOf(store: SampleStore, rows: Int32Array): Labeled {
+  return { labels: Int32Array.from(rows, (i) => store.labels[i]), classNames: store.classNames };
 }

@@ -6,7 +6,7 @@ import { nn, noGrad, tidy, type Tensor } from '@pretext/torch';
 import sharp from 'sharp';
 import { UMAP } from 'umap-js';
 import { sampleImage, type SampleStore } from '../data/store.js';
-import { tensorIndex, type LabeledFeatures } from './metrics.js';
+import { allRows, tensorIndex, type LabeledFeatures } from './metrics.js';
 import { seededRandom, shuffled } from './random.js';
 import { classColor, confusionHeatmapSvg, escapeXml, svgDocument, writeText } from './svg.js';
 
@@ -66,10 +66,7 @@ export async function embeddingMap(
 ): Promise<{ rows: Int32Array; coordinates: number[][] }> {
   const n = set.labels.length;
   const random = seededRandom(options.seed ?? 0);
-  const rows = shuffled(
-    Int32Array.from({ length: n }, (_, i) => i),
-    random,
-  )
+  const rows = shuffled(allRows(n), random)
     .subarray(0, Math.min(n, options.maxPoints ?? 2000))
     .sort();
   const nNeighbors = Math.min(options.nNeighbors ?? 15, rows.length - 1);
@@ -102,10 +99,7 @@ export async function embeddingMap(
   });
   if (images) {
     const thumb = 30;
-    const picks = shuffled(
-      Int32Array.from({ length: rows.length }, (_, i) => i),
-      random,
-    ).subarray(0, Math.min(rows.length, options.thumbnails ?? 24));
+    const picks = shuffled(allRows(rows.length), random).subarray(0, Math.min(rows.length, options.thumbnails ?? 24));
     for (const i of picks) {
       const [x, y] = [sx(coordinates[i][0]) - thumb / 2, sy(coordinates[i][1]) - thumb / 2];
       const color = classColor(set.labels[rows[i]]);
@@ -155,12 +149,7 @@ export async function retrievalGrid(
   const self = options.querySet === undefined;
   const random = seededRandom(options.seed ?? 0);
   const count = Math.min(options.queries ?? 8, query.features.labels.length);
-  const queries = Array.from(
-    shuffled(
-      Int32Array.from({ length: query.features.labels.length }, (_, i) => i),
-      random,
-    ).subarray(0, count),
-  );
+  const queries = Array.from(shuffled(allRows(query.features.labels.length), random).subarray(0, count));
   const k = Math.min(neighbors + (self ? 1 : 0), bank.labels.length);
   const found = tidy(() => nearest(query.features.features.indexSelect(0, tensorIndex(queries)), bank.features, k));
   const lists = queries.map((q, r) => found.indices[r].filter((i) => !(self && i === q)).slice(0, neighbors));

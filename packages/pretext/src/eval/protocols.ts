@@ -12,12 +12,14 @@ import { fineTune, type SupervisedOptions } from './finetune.js';
 import { knnProbe, type KnnOptions } from './knn.js';
 import { linearProbe, type LinearProbeOptions } from './linear.js';
 import { sampleLabelsPerClass } from './lowshot.js';
-import { checkLabelSets, selectRows, type EvalResult, type Labeled, type LabeledFeatures } from './metrics.js';
+import { allRows, checkLabelSets, labelsOf, selectRows, type EvalResult, type Labeled, type LabeledFeatures } from './metrics.js';
 import { mlpProbe, type MlpProbeOptions } from './mlp.js';
 
 export type FeatureProtocol = 'linear' | 'knn' | 'mlp';
 export type Protocol = FeatureProtocol | 'conv' | 'finetune';
 export const PROTOCOLS: readonly Protocol[] = ['linear', 'knn', 'mlp', 'conv', 'finetune'];
+/** The protocols that read pooled feature vectors (the ones `--layer all` runs on every block). */
+export const FEATURE_PROTOCOLS: readonly FeatureProtocol[] = ['linear', 'knn', 'mlp'];
 
 export interface ProtocolOptions {
   linear?: LinearProbeOptions;
@@ -37,12 +39,17 @@ export function checkProtocol(protocol: string): asserts protocol is Protocol {
 }
 
 /** Train rows for K labels per class (all rows without K). */
-function lowShotRows(labels: Int32Array, classNames: string[], options: ProtocolOptions): Int32Array | undefined {
+function lowShotRows(
+  labels: Int32Array,
+  classNames: string[],
+  options: Pick<ProtocolOptions, 'labelsPerClass' | 'seed'>,
+): Int32Array | undefined {
   if (options.labelsPerClass === undefined) return undefined;
   return sampleLabelsPerClass(labels, options.labelsPerClass, { seed: options.seed ?? 0, classNames });
 }
 
-function withLowShot(result: EvalResult, options: ProtocolOptions): EvalResult {
+/** Records the low-shot budget (labels per class and the seed of the draw) in a result's details. */
+export function withLowShot(result: EvalResult, options: Pick<ProtocolOptions, 'labelsPerClass' | 'seed'>): EvalResult {
   return options.labelsPerClass === undefined
     ? result
     : { ...result, details: { ...result.details, labelsPerClass: options.labelsPerClass, seed: options.seed ?? 0 } };
@@ -93,11 +100,18 @@ export interface BackboneEvalInput {
   batchSize?: number;
 }
 
-export const allRows = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => i);
-
-/** Labels of some rows of a store. */
-export function labelsOf(store: SampleStore, rows: Int32Array): Labeled {
-  return { labels: Int32Array.from(rows, (i) => store.labels[i]), classNames: store.classNames };
+/**
+ * The store rows to train on: K labels per class (options.labelsPerClass) drawn with the seed among
+ * `rows`, or all of `rows` without K. The draw every protocol makes, for callers that embed only it.
+ */
+export function lowShotStoreRows(
+  store: SampleStore,
+  rows: Int32Array,
+  options: Pick<ProtocolOptions, 'labelsPerClass' | 'seed'>,
+): Int32Array {
+  const { labels, classNames } = labelsOf(store, rows);
+  const picked = lowShotRows(labels, classNames, options);
+  return picked ? Int32Array.from(picked, (i) => rows[i]) : rows;
 }
 
 /** Labeled features of `rows` of a store at one block. */
@@ -122,10 +136,8 @@ export async function evaluateBackbone(protocol: Protocol, input: BackboneEvalIn
   checkBlock(input.backbone, input.block);
   const trainRows = input.trainIndices ?? allRows(input.train.n);
   const testRows = input.testIndices ?? allRows(input.test.n);
-  const trainLabels = labelsOf(input.train, trainRows);
-  checkLabelSets(trainLabels, labelsOf(input.test, testRows));
-  const picked = lowShotRows(trainLabels.labels, trainLabels.classNames, options);
-  const rows = picked ? Int32Array.from(picked, (i) => trainRows[i]) : trainRows;
+  checkLabelSets(labelsOf(input.train, trainRows), labelsOf(input.test, testRows));
+  const rows = lowShotStoreRows(input.train, trainRows, options);
   if (protocol === 'finetune') {
     const result = await fineTune(input.backbone, input.train, input.test, {
       seed: options.seed,
@@ -142,7 +154,8 @@ export async function evaluateBackbone(protocol: Protocol, input: BackboneEvalIn
   const train = await storeFeatures(input, input.train, rows, pool);
   const test = await storeFeatures(input, input.test, testRows, pool);
   try {
-    return evaluateFeatures(protocol, train, test, { ...options, labelsPerClass: undefined });
+    // The rows are already the K-per-class draw: train on all of them, and record the budget.
+    return withLowShot(evaluateFeatures(protocol, train, test, { ...options, labelsPerClass: undefined }), options);
   } finally {
     train.features.dispose();
     test.features.dispose();
@@ -156,7 +169,8 @@ export interface LayerResult {
 
 /**
  * One protocol (default the linear probe) on each block's features, given per-block train and test
- * features of the same samples; names the block that scores best.
+ * features of the same samples; names the block that scores best. `fitted` holds results the caller
+ * already has for some blocks with this same protocol, data and options: those are reused, not refitted.
  */
 export function evaluateLayerFeatures(
   train: Map<string, Tensor>,
@@ -164,16 +178,14 @@ export function evaluateLayerFeatures(
   trainLabels: Labeled,
   testLabels: Labeled,
   options: ProtocolOptions & { protocol?: FeatureProtocol } = {},
+  fitted?: ReadonlyMap<string, EvalResult>,
 ): { layers: LayerResult[]; best: string } {
   const layers = [...train].map(([block, features]) => {
     const testFeatures = test.get(block);
     if (!testFeatures) throw new Error(`layer '${block}' has train features but no test features`);
-    const result = evaluateFeatures(
-      options.protocol ?? 'linear',
-      { ...trainLabels, features },
-      { ...testLabels, features: testFeatures },
-      options,
-    );
+    const result =
+      fitted?.get(block) ??
+      evaluateFeatures(options.protocol ?? 'linear', { ...trainLabels, features }, { ...testLabels, features: testFeatures }, options);
     return { block, result };
   });
   const best = layers.reduce((a, b) => (b.result.top1 > a.result.top1 ? b : a)).block;

@@ -1,6 +1,7 @@
 // Captioned image grids as PNG, composed with sharp: the pictures `pretext show` writes.
 import sharp, { type OverlayOptions } from 'sharp';
 import { noGrad, tidy, type Tensor } from '@pretext/torch';
+import { escapeXml } from '../eval/svg.js';
 
 export interface GridOptions {
   /** Panels per row. */
@@ -10,8 +11,6 @@ export interface GridOptions {
   captionHeight?: number;
   title?: string;
 }
-
-const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** Splits text into lines of at most `width` characters at spaces. */
 function wrap(text: string, width: number): string[] {

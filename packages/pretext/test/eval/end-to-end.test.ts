@@ -100,6 +100,7 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
   );
   for (const row of result.rows) {
     for (const c of ['linear', 'linear@20', 'knn', 'knn@20']) assert.ok(row.cells[c].top1 > 20, `${row.name} ${c}: ${row.cells[c].top1}%`);
+    for (const c of ['linear@20', 'knn@20']) assert.equal(row.cells[c].result.details.labelsPerClass, 20, `${row.name} ${c}`);
     // One epoch of fine-tuning only has to run and be reported.
     assert.equal(row.cells['finetune@20'].result.trainSamples, 200);
   }

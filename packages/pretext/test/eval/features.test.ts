@@ -6,7 +6,7 @@ import { fromTypedArray, manualSeed, safetensors, tensor } from '@pretext/torch'
 import { extractFeatures, extractLayerFeatures, loadFeatures, saveFeatures } from '../../src/eval/features.js';
 import { knnProbe } from '../../src/eval/knn.js';
 import { linearProbe } from '../../src/eval/linear.js';
-import { evaluate, evaluateFeatures } from '../../src/eval/protocols.js';
+import { evaluate, evaluateBackbone, evaluateFeatures } from '../../src/eval/protocols.js';
 import { createBackbone } from '../../src/models/index.js';
 import { clusters, randomStore, tempDir } from './fixtures.js';
 
@@ -51,6 +51,15 @@ test('a layer name that does not exist is an error naming the valid ones', async
     extractFeatures(backbone, store, { block: 'stem', normalization, pool: 'max' as never }),
     /pool must be one of gap, grid2, flatten, none/,
   );
+});
+
+test("a backbone's block under a feature protocol with K per class trains on K per class and records K", async () => {
+  const input = { backbone, train: store, test: store, block: 'layer1', normalization };
+  const result = await evaluateBackbone('knn', input, { labelsPerClass: 2, seed: 1, knn: { k: 3 } });
+  assert.equal(result.trainSamples, 6);
+  assert.equal(result.details.labelsPerClass, 2);
+  assert.equal(result.details.seed, 1);
+  assert.equal((await evaluateBackbone('knn', input, { knn: { k: 3 } })).details.labelsPerClass, undefined);
 });
 
 test('features files round-trip features, labels, class names, paths and metadata', () => {
