@@ -5,10 +5,10 @@
 // The JPEG set ships as ../shared/datasets/cifar10/cifar10-jpg.tar.gz next to the repository and is
 // unpacked once into the data cache; $CIFAR10_DIR may point at any of the three forms instead.
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { ingestImages } from './ingest.js';
+import * as torch from '@pretext/torch';
+import { ingestImagesCached } from './ingest.js';
 import { dataCacheDir, sharedDatasetsDir } from './locations.js';
 import { asNumpyArray, pickleText, unpickle, type PickleDict } from './pickle.js';
 import type { IngestCommonOptions } from './source.js';
@@ -24,17 +24,21 @@ export type CifarFormat = 'binary' | 'python' | 'jpeg';
 
 const batchNames = (split: CifarSplit): string[] => (split === 'train' ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}`) : ['test_batch']);
 
-/** Writes CHW planes (3 x 1024) of `count` images into NHWC `target` at image `offset`. */
+/**
+ * Writes the CHW planes (3 x 1024) of `count` images into NHWC `target` at image `offset`. Image i
+ * starts at byte `sourceStart + i * sourceStride` of `source` (records may carry label bytes).
+ */
 function chwToHwc(source: Uint8Array, sourceStride: number, sourceStart: number, count: number, target: Uint8Array, offset: number): void {
-  for (let image = 0; image < count; image++) {
-    const from = sourceStart + image * sourceStride;
-    const to = (offset + image) * 3 * PIXELS;
-    for (let p = 0; p < PIXELS; p++) {
-      target[to + 3 * p] = source[from + p];
-      target[to + 3 * p + 1] = source[from + PIXELS + p];
-      target[to + 3 * p + 2] = source[from + 2 * PIXELS + p];
-    }
-  }
+  if (count === 0) return;
+  const hwc = torch.tidy(() =>
+    torch
+      .fromTypedArray(source.subarray(0, count * sourceStride), [count, sourceStride])
+      .narrow(1, sourceStart, 3 * PIXELS)
+      .view([count, 3, SIDE, SIDE])
+      .permute([0, 2, 3, 1])
+      .toTypedArray(),
+  );
+  target.set(hwc as Uint8Array, offset * 3 * PIXELS);
 }
 
 interface Batch {
@@ -188,12 +192,12 @@ export async function loadCifar10(options: LoadCifar10Options): Promise<SampleSt
   if (!found) throw new Error(`no CIFAR-10 data found in ${dir} (expected data_batch_1.bin, data_batch_1, or train/<class>/ folders)`);
   const { format, root } = found;
   if (format === 'jpeg') {
-    const source = join(root, options.split);
-    const sourceTag = createHash('sha256').update(resolve(source)).digest('hex').slice(0, 8);
-    const { store } = await ingestImages({
-      source,
+    const { store } = await ingestImagesCached({
+      source: join(root, options.split),
       size: SIDE,
-      out: join(cacheDir, `cifar10-${options.split}-${sourceTag}.pxs`),
+      cacheDir,
+      prefix: `cifar10-${options.split}-`,
+      tagLength: 8,
       onProgress: options.onProgress,
       log: options.log,
       concurrency: options.concurrency,

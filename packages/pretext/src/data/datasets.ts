@@ -1,10 +1,9 @@
 // `--data` specs: a folder, a store file, or a built-in dataset name, resolved to a SampleStore.
-import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadCifar10 } from './cifar.js';
 import { loadFashionMnist } from './idx.js';
-import { ingestImages } from './ingest.js';
+import { ingestImagesCached } from './ingest.js';
 import { dataCacheDir } from './locations.js';
 import { loadStore, type SampleStore } from './store.js';
 import { syntheticStore } from './synthetic/index.js';
@@ -42,10 +41,7 @@ export async function resolveDataset(spec: string, options: DatasetOptions = {})
   const splitDir = join(spec, split);
   const source = existsSync(join(spec, 'train')) && existsSync(join(spec, 'test')) ? splitDir : spec;
   const size = options.size ?? 64;
-  const tag = createHash('sha256')
-    .update(`${resolve(source)}:${size}`)
-    .digest('hex')
-    .slice(0, 12);
-  const { store } = await ingestImages({ source, size, out: join(dataCacheDir(), 'stores', `${tag}.pxs`), log: options.log });
+  const cacheDir = join(dataCacheDir(), 'stores');
+  const { store } = await ingestImagesCached({ source, size, cacheDir, key: `${resolve(source)}:${size}`, log: options.log });
   return store;
 }

@@ -85,7 +85,7 @@ export function writeIdx(path: string, array: IdxArray, options: { gzip?: boolea
 
 /**
  * Builds a grayscale SampleStore (channels 1) from an IDX image file (u8, dims n x h x w) and an
- * IDX label file (u8, dims n). Use `expandToRgb` for 3 channels.
+ * IDX label file (u8, dims n). The DataLoader's `channels: 3` option repeats it into RGB.
  */
 export function loadIdxDataset(imagesPath: string, labelsPath: string, classNames: string[]): SampleStore {
   const images = readIdx(imagesPath);

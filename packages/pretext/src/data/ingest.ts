@@ -7,9 +7,10 @@
 //
 // Decodes run on the libuv threadpool, one libvips thread each (sharp's default on glibc): at most
 // UV_THREADPOOL_SIZE (default 4) images decode at once, so raise it on machines with more cores.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import {
   defaultConcurrency,
@@ -199,4 +200,21 @@ export async function ingestImages(options: IngestImagesOptions): Promise<Ingest
     decode: (file) => decodeImageFile(file, settings),
     assemble: (listing, decoded) => assembleImages(settings.size, listing.classNames, listing.files, decoded),
   });
+}
+
+export interface IngestImagesCachedOptions extends Omit<IngestImagesOptions, 'out'> {
+  /** Folder the store is written to. */
+  cacheDir: string;
+  /** The store is `<cacheDir>/<prefix><tag>.pxs`, `tag` being the first `tagLength` hex digits of sha256(`key`). */
+  prefix?: string;
+  /** What names the store (default the resolved source path). */
+  key?: string;
+  tagLength?: number;
+}
+
+/** `ingestImages` into a cache file named after a hash of the source, so that every source folder gets its own store. */
+export async function ingestImagesCached(options: IngestImagesCachedOptions): Promise<IngestResult> {
+  const { cacheDir, prefix = '', key = resolve(options.source), tagLength = 12, ...ingest } = options;
+  const tag = createHash('sha256').update(key).digest('hex').slice(0, tagLength);
+  return ingestImages({ ...ingest, out: join(cacheDir, `${prefix}${tag}.pxs`) });
 }

@@ -42,7 +42,7 @@ import type { Tensor } from '@pretext/torch';
 import { z } from 'zod';
 import { parseAugmentSpec, prepareImages, type AugmentSpec, type ImageRecipe } from './augment.js';
 import { ROLE, STOP, type WorkerJob, type WorkerReply, type WorkerSetup } from './loader-worker.js';
-import { sampleBytes, type SampleStore } from './store.js';
+import { sampleBytes, sampleImage, type SampleStore } from './store.js';
 
 /** The augmentations are part of the loader's public API. */
 export * from './augment.js';
@@ -394,7 +394,7 @@ export class DataLoader {
   #gather(indices: Int32Array): Uint8Array {
     const bytes = sampleBytes(this.#store);
     const out = new Uint8Array(indices.length * bytes);
-    indices.forEach((index, k) => out.set(this.#store.images.subarray(index * bytes, (index + 1) * bytes), k * bytes));
+    indices.forEach((index, k) => out.set(sampleImage(this.#store, index), k * bytes));
     return out;
   }
 

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Progress } from './progress.js';
-import { loadStore, readStoreHeader, writeStore, type SampleStore } from './store.js';
+import { loadStoreIf, writeStore, type SampleStore } from './store.js';
 
 /** `flat`: every file directly in the folder, unlabeled. `classes`: one subfolder per class (torchvision ImageFolder). */
 export type SourceLayout = 'flat' | 'classes';
@@ -220,9 +220,8 @@ export interface IngestKind<T> {
 function reusableStore(out: string, fingerprint: string): { store: SampleStore; report: IngestReport } | undefined {
   if (!existsSync(out)) return undefined;
   try {
-    const header = readStoreHeader(out);
-    if (header.fingerprint !== fingerprint) return undefined;
-    return { store: loadStore(out), report: header.report as IngestReport };
+    const found = loadStoreIf(out, (header) => header.fingerprint === fingerprint);
+    return found && { store: found.store, report: found.header.report as IngestReport };
   } catch {
     return undefined; // unreadable or stale format: rebuild
   }

@@ -28,7 +28,7 @@ export interface ClipInfo {
 
 /**
  * Decoded samples in memory. `images` is NHWC uint8 with `channels` 3 (RGB) or 1 (grayscale, e.g.
- * Fashion-MNIST; `expandToRgb` turns it into 3 channels). Labels are class indices into
+ * Fashion-MNIST; the DataLoader's `channels: 3` repeats it into RGB). Labels are class indices into
  * `classNames`, or -1 for unlabeled samples.
  */
 export interface SampleStore {
@@ -111,17 +111,6 @@ export function validateStore(store: SampleStore): void {
   if (store.paths.length !== store.n) problems.push(`paths has ${store.paths.length} entries, expected ${store.n}`);
   if (store.frameMotion && store.frameMotion.length !== store.n) problems.push('frameMotion length differs from n');
   if (problems.length > 0) throw new Error(`invalid sample store: ${problems.join('; ')}`);
-}
-
-/** Returns a 3-channel copy of a grayscale store (or the store itself when already RGB). */
-export function expandToRgb(store: SampleStore): SampleStore {
-  if (store.channels === 3) return store;
-  const gray = store.images;
-  const rgb = new Uint8Array(gray.length * 3);
-  for (let i = 0, o = 0; i < gray.length; i++, o += 3) {
-    rgb[o] = rgb[o + 1] = rgb[o + 2] = gray[i];
-  }
-  return { ...store, images: rgb, channels: 3 };
 }
 
 function writeFully(fd: number, bytes: Uint8Array, position: number): void {
@@ -227,10 +216,22 @@ export function readStoreHeader(path: string): StoreHeader {
 
 /** Loads a store written by `writeStore`: one read per section, arrays are views on fresh buffers. */
 export function loadStore(path: string): SampleStore {
+  return loadStoreIf(path, () => true)!.store;
+}
+
+/**
+ * Reads the header of a store file and, only when `accept(header)` is true, the rest as `loadStore`
+ * does; returns the store with its header, or undefined when `accept` refused it.
+ */
+export function loadStoreIf(
+  path: string,
+  accept: (header: StoreHeader) => boolean,
+): { store: SampleStore; header: StoreHeader } | undefined {
   assertLittleEndian();
   const fd = openSync(path, 'r');
   try {
     const { header, headerBytes } = readHeaderFromFd(fd, path);
+    if (!accept(header)) return undefined;
     const offsets = sectionOffsets(headerBytes, header);
     const labels = new Int32Array(header.n);
     readFully(fd, asBytes(labels), offsets.labels, path);
@@ -254,7 +255,7 @@ export function loadStore(path: string): SampleStore {
     };
     if (header.clips) store.clips = header.clips;
     if (frameMotion) store.frameMotion = frameMotion;
-    return store;
+    return { store, header };
   } finally {
     closeSync(fd);
   }

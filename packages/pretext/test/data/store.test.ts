@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { expandToRgb, loadStore, readStoreHeader, sampleImage, writeStore, type SampleStore } from '../../src/data/index.js';
+import { loadStore, loadStoreIf, readStoreHeader, sampleImage, writeStore, type SampleStore } from '../../src/data/index.js';
 import { tempDir } from './fixtures.js';
 
 const dir = tempDir('store');
@@ -40,18 +40,22 @@ test('a store round-trips pixels, labels, names, paths, clips and motion', () =>
   assert.equal(loaded.fingerprint, 'abc');
   assert.deepEqual(readStoreHeader(path).report, { note: 'kept' });
   assert.deepEqual(sampleImage(loaded, 1), store.images.subarray(18, 36));
+  assert.equal(
+    loadStoreIf(path, (header) => header.fingerprint === 'other'),
+    undefined,
+  );
+  const matched = loadStoreIf(path, (header) => header.fingerprint === 'abc');
+  assert.deepEqual(matched?.header.report, { note: 'kept' });
+  assert.deepEqual(matched?.store, loaded);
 });
 
-test('grayscale and empty stores round-trip; expandToRgb copies gray into 3 channels', () => {
+test('grayscale and empty stores round-trip', () => {
   const gray = exampleStore(2, 1);
   writeStore(join(dir, 'gray.pxs'), gray);
   const loaded = loadStore(join(dir, 'gray.pxs'));
   assert.equal(loaded.channels, 1);
   assert.deepEqual(loaded.images, gray.images);
   assert.equal(loaded.frameMotion, undefined);
-  const rgb = expandToRgb(loaded);
-  assert.equal(rgb.channels, 3);
-  assert.deepEqual([...rgb.images.subarray(0, 6)], [0, 0, 0, 37, 37, 37]);
 
   writeStore(join(dir, 'empty.pxs'), exampleStore(0, 3));
   assert.equal(loadStore(join(dir, 'empty.pxs')).n, 0);
