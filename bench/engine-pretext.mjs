@@ -1,5 +1,5 @@
 // Pretext side of the engine benchmark: the recipe of engine.py, written the documented way.
-// Prints one JSON line: {model, images_per_s, steps, loss, rss_mb, cpu_cache, train_gflop_per_image}.
+// Prints one JSON line: {model, images_per_s, steps, loss, rss_mb, heap_mb (V8's), cpu_cache, train_gflop_per_image}.
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -59,6 +59,7 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
 const rss = {};
 const cache = {};
+const heap = {};
 let start = 0;
 let measured = 0;
 let elapsed = 0;
@@ -73,7 +74,9 @@ for (let step = 1; ; step++) {
   });
   if (rssAt.has(step)) {
     gc();
-    rss[step] = process.memoryUsage().rss / 1e6;
+    const memory = process.memoryUsage();
+    rss[step] = memory.rss / 1e6;
+    heap[step] = memory.heapTotal / 1e6;
     const c = torch.cpuCache.stats();
     cache[step] = { mapped_mb: (c.liveBytes + c.cachedBytes) / 1e6, misses: c.misses };
   }
@@ -90,6 +93,7 @@ for (let step = 1; ; step++) {
           loss,
           rss_mb: rss,
           cpu_cache: cache,
+          heap_mb: heap,
           train_gflop_per_image: trainGflopPerImage,
         }),
       );

@@ -99,7 +99,8 @@ console.log(
 );
 const [cache1000, cacheLast] = [soak.cpu_cache[1000], soak.cpu_cache[soakSteps]];
 console.log(
-  `CPU cache: ${cache1000.mapped_mb.toFixed(1)} MB mapped and ${cache1000.misses} misses at step 1000, ${cacheLast.mapped_mb.toFixed(1)} MB and ${cacheLast.misses} at step ${soakSteps}`,
+  `CPU cache: ${cache1000.mapped_mb.toFixed(1)} MB mapped and ${cache1000.misses} misses at step 1000, ${cacheLast.mapped_mb.toFixed(1)} MB and ${cacheLast.misses} at step ${soakSteps}; ` +
+    `V8 heap ${soak.heap_mb[1000].toFixed(1)} MB, then ${soak.heap_mb[soakSteps].toFixed(1)} MB`,
 );
 
 const nin = results.nin4;

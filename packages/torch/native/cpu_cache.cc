@@ -137,11 +137,14 @@ size_t DefaultLimit() {
 
 }  // namespace
 
-void InstallCpuCache() {
+bool InstallCpuCache() {
   const char* flag = std::getenv("PRETEXT_CPU_CACHE");
-  if (g_cache || (flag && std::string(flag) == "0")) return;
-  g_cache = new CpuCache(c10::GetCPUAllocator(), DefaultLimit());
-  c10::SetCPUAllocator(g_cache, /*priority=*/1);
+  if (flag && std::string(flag) == "0") return false;
+  if (!g_cache) {
+    g_cache = new CpuCache(c10::GetCPUAllocator(), DefaultLimit());
+    c10::SetCPUAllocator(g_cache, /*priority=*/1);
+  }
+  return true;
 }
 
 CpuCacheStats GetCpuCacheStats() { return g_cache ? g_cache->Stats() : CpuCacheStats{false, 0, 0, 0, 0, 0}; }

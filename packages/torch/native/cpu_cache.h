@@ -13,9 +13,9 @@ struct CpuCacheStats {
   size_t misses;        // allocations that mapped fresh memory
 };
 
-// Replaces libtorch's CPU allocator unless PRETEXT_CPU_CACHE=0. PRETEXT_CPU_CACHE_LIMIT_MB
-// bounds the idle bytes kept (default: half the machine's memory).
-void InstallCpuCache();
+// Replaces libtorch's CPU allocator unless PRETEXT_CPU_CACHE=0; returns whether it did.
+// PRETEXT_CPU_CACHE_LIMIT_MB bounds the idle bytes kept (default: half the machine's memory).
+bool InstallCpuCache();
 CpuCacheStats GetCpuCacheStats();
 // Unmaps every idle block; returns the bytes released.
 size_t EmptyCpuCache();
