@@ -9,7 +9,8 @@ import { ingestVideos } from '../data/video.js';
 import { writeSyntheticGrid } from '../data/synthetic/index.js';
 import { backbones, createBackbone } from '../models/index.js';
 import { getTask, tasks } from '../tasks/registry.js';
-import { mergeConfig, parseAssignment, readConfigFile } from '../train/config.js';
+import { isClassAnswer, type Answer } from '../tasks/task.js';
+import { mergeConfig, parseAssignment, readConfigFile } from '../config/schema.js';
 import { loadPretrained } from '../train/pretrained.js';
 import { subsetIndices, train } from '../train/trainer.js';
 import { writeGrid } from '../viz/grid.js';
@@ -74,6 +75,9 @@ const numericFlags = {
   'grad-clip': 'gradClip',
 } as const;
 
+/** Flags of the further data sources that tasks declare (`--real cifar10` sets `sources.real`). */
+const sourceFlags = () => [...new Set(Object.values(tasks).flatMap((t) => Object.keys(t.data?.sources ?? {})))];
+
 /** Config layers from --config, flags and --set, in that order of precedence. */
 function configFromArgs(values: Values): Record<string, unknown> {
   const file = str(values.config) ? readConfigFile(str(values.config)!) : {};
@@ -84,6 +88,8 @@ function configFromArgs(values: Values): Record<string, unknown> {
     if (n !== undefined) flags[key] = n;
   }
   if (values.deterministic) flags.deterministic = true;
+  const sources = Object.fromEntries(sourceFlags().flatMap((name) => (str(values[name]) ? [[name, str(values[name])]] : [])));
+  if (Object.keys(sources).length) flags.sources = sources;
   const lr = num(values, 'lr');
   const sets = ((values.set as string[] | undefined) ?? []).map(parseAssignment);
   const merged = mergeConfig(file, flags, ...sets);
@@ -103,9 +109,12 @@ const pretrain: Command = {
   --set key.path=VAL   override any config field (repeatable), e.g. --set optimizer.momentum=0.8
   --resume             continue from the latest checkpoint in --out
   --deterministic      bit-exact resumption (fixed threads, RNG and loader state saved)
-  --threads N  --checkpoint-every STEPS  --keep-last K  --log-every STEPS  --grad-clip NORM`,
+  --threads N  --checkpoint-every STEPS  --keep-last K  --log-every STEPS  --grad-clip NORM${Object.values(tasks)
+    .flatMap((t) => Object.entries(t.data?.sources ?? {}).map(([name, s]) => `\n  --${name} DATA${' '.repeat(Math.max(1, 14 - name.length))}${t.name}: ${s.description}`))
+    .join('')}`,
   options: {
     config: { type: 'string' },
+    ...Object.fromEntries(sourceFlags().map((name) => [name, { type: 'string' as const }])),
     ...Object.fromEntries(Object.keys({ ...pretrainFlags, ...numericFlags, lr: 1 }).map((k) => [k, { type: 'string' as const }])),
     set: { type: 'string', multiple: true },
     resume: { type: 'boolean' },
@@ -145,6 +154,15 @@ const listBackbones: Command = {
     for (const [name, b] of Object.entries(backbones)) console.log(`${name.padEnd(16)} ${b.description}`);
   },
 };
+
+/** `k/n right` for class answers, the mean score for image answers. */
+function answerSummary(answers: Answer[]): string {
+  const classes = answers.filter(isClassAnswer);
+  if (classes.length) return `${classes.filter((a) => a.correct).length}/${classes.length} right`;
+  const scores = answers.flatMap((a) => ('score' in a && a.score ? [a.score] : []));
+  if (!scores.length) return `${answers.length} answers`;
+  return `mean ${scores[0].name} ${(scores.reduce((t, s) => t + s.value, 0) / scores.length).toFixed(2)}`;
+}
 
 const show: Command = {
   summary: 'picture what a task asks of the model (and its answers, given --checkpoint)',
@@ -196,15 +214,16 @@ Without --task on synthetic data, shows RGB, depth, normals and contours of rend
     await loader.close();
     const instance =
       pretrained?.instance ??
-      task.create(createBackbone(task.defaults.backbone ?? 'nin4', store.channels), task.options.parse({}), {
+      task.create(createBackbone(task.defaults.backbone ?? 'nin4', task.inputChannels?.(store.channels) ?? store.channels), task.options.parse({}), {
         inChannels: store.channels,
         imageSize: imageSize ?? store.height,
+        store,
       });
     const { picture, accuracy } = torch.noGrad(() =>
       torch.tidy(() => {
         const prepared = instance.prepare(batch, new torch.Generator(seed));
         const answers = pretrained ? instance.answers(prepared) : undefined;
-        const right = answers ? ` — ${answers.filter((a) => a.correct).length}/${answers.length} right` : '';
+        const right = answers ? ` — ${answerSummary(answers)}` : '';
         return { picture: task.picture(prepared, answers, display), accuracy: right };
       }),
     );

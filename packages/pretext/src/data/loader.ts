@@ -353,30 +353,43 @@ export class DataLoader {
     return out;
   }
 
-  /** The batches of `epoch` from `startBatch` on; the consumer disposes each (disposeBatch). */
-  epoch(epoch: number, startBatch = 0): AsyncIterableIterator<Batch> {
-    if (!Number.isSafeInteger(epoch) || epoch < 0)
-      throw new RangeError(`DataLoader.epoch: 'epoch' must be a non-negative integer, got ${epoch}`);
-    if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > this.batchesPerEpoch) {
-      throw new RangeError(`DataLoader.epoch: 'startBatch' must be an integer in 0..${this.batchesPerEpoch}, got ${startBatch}`);
-    }
-    if (this.#closed) throw new Error('DataLoader is closed');
-    return this.#batches(epoch, startBatch);
+  /** Full batches in an explicit epoch order (see epoch()). */
+  batchesIn(order: Int32Array): number {
+    return Math.floor(order.length / this.#options.batchSize);
   }
 
-  async *#batches(epoch: number, startBatch: number): AsyncIterableIterator<Batch> {
-    const order = this.epochIndices(epoch);
+  /**
+   * The batches of `epoch` from `startBatch` on; the consumer disposes each (disposeBatch). `order`
+   * replaces the epoch's shuffled indices by the caller's (store indices, for this rank; a task's
+   * sampler): consecutive slices of it become the batches, the last partial one dropped.
+   */
+  epoch(epoch: number, startBatch = 0, order?: Int32Array): AsyncIterableIterator<Batch> {
+    if (!Number.isSafeInteger(epoch) || epoch < 0)
+      throw new RangeError(`DataLoader.epoch: 'epoch' must be a non-negative integer, got ${epoch}`);
+    const batches = order ? this.batchesIn(order) : this.batchesPerEpoch;
+    if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > batches) {
+      throw new RangeError(`DataLoader.epoch: 'startBatch' must be an integer in 0..${batches}, got ${startBatch}`);
+    }
+    if (order) {
+      const bad = order.findIndex((i) => i < 0 || i >= this.#store.n);
+      if (bad >= 0) throw new RangeError(`DataLoader.epoch: order[${bad}] = ${order[bad]} is outside the store's 0..${this.#store.n - 1}`);
+    }
+    if (this.#closed) throw new Error('DataLoader is closed');
+    return this.#batches(epoch, startBatch, order ?? this.epochIndices(epoch), batches);
+  }
+
+  async *#batches(epoch: number, startBatch: number, order: Int32Array, batches: number): AsyncIterableIterator<Batch> {
     const { batchSize, prefetch } = this.#options;
     const members = (b: number) => order.subarray(b * batchSize, Math.min(order.length, (b + 1) * batchSize));
     const pending = new Map<number, Promise<Prepared>>();
     const request = (b: number) => {
-      if (b >= this.batchesPerEpoch || pending.has(b) || !this.#pool) return;
+      if (b >= batches || pending.has(b) || !this.#pool) return;
       const job = this.#pool.run(this.#gather(members(b)), members(b).length, this.#batchSeed(epoch, b));
       job.catch(() => {}); // observed when awaited; abandoned prefetches must not be unhandled rejections
       pending.set(b, job);
     };
     if (this.#options.workers > 0) this.#pool ??= new WorkerPool(this.#options.workers, this.#recipe);
-    for (let b = startBatch; b < this.batchesPerEpoch; b++) {
+    for (let b = startBatch; b < batches; b++) {
       if (this.#closed) throw new Error('DataLoader is closed');
       for (let ahead = b; ahead <= b + prefetch; ahead++) request(ahead);
       const prepared = pending.get(b) ?? this.#prepareHere(members(b), this.#batchSeed(epoch, b));

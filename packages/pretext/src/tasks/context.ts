@@ -6,7 +6,6 @@ import { z } from 'zod';
 import type { Batch } from '../data/loader.js';
 import type { Backbone } from '../models/backbone.js';
 import {
-  answerMark,
   dropColors,
   extractPatches,
   projectOutGreenMagenta,
@@ -15,7 +14,7 @@ import {
   SiameseHead,
   SiamesePatchModel,
 } from './patches.js';
-import type { PretextBatch, PretextTask } from './task.js';
+import { answerMark, type PretextBatch, type PretextTask } from './task.js';
 
 /** Neighbour offsets in grid cells (row, column) for labels 0..7, in reading order. */
 export const NEIGHBOURS = [

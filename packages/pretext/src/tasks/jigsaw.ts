@@ -7,7 +7,6 @@ import type { Batch } from '../data/loader.js';
 import type { Backbone } from '../models/backbone.js';
 import { PERMUTATION_COUNT, permutationSet, TILES } from './permutations.js';
 import {
-  answerMark,
   extractPatches,
   imagesAt,
   jitterChannels,
@@ -18,7 +17,7 @@ import {
   SiameseHead,
   SiamesePatchModel,
 } from './patches.js';
-import type { PretextBatch, PretextTask } from './task.js';
+import { answerMark, type PretextBatch, type PretextTask } from './task.js';
 
 const GRID = 3;
 

@@ -5,7 +5,7 @@ import { arange, nn, rand, randint, randn, stack, tensor, where, type Generator,
 import { luminance } from '../data/augment.js';
 import type { Batch } from '../data/loader.js';
 import { MlpHead } from '../models/heads.js';
-import { ClassifierTask, type Answer, type TaskDefaults } from './task.js';
+import { ClassifierTask, type TaskDefaults } from './task.js';
 
 /** Top-left corners (int64): N x T for whole patches, or N x T x C to place each channel on its own. */
 export interface PatchOffsets {
@@ -165,7 +165,3 @@ export const PATCH_TASK_DEFAULTS: TaskDefaults = {
   schedule: { name: 'multistep', milestones: [30, 60, 80], gamma: 0.1 },
 };
 
-/** A caption's answer mark: `→ predicted ✓/✗`, or nothing without an answer. */
-export function answerMark(answer: Answer | undefined, name: (k: number) => string): string {
-  return answer ? ` → ${name(answer.predicted)} ${answer.correct ? '✓' : '✗'}` : '';
-}

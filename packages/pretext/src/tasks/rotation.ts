@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Batch } from '../data/loader.js';
 import { PooledClassifier } from '../models/heads.js';
 import type { Backbone } from '../models/backbone.js';
-import { ClassifierTask, type PretextBatch, type PretextTask } from './task.js';
+import { answerMark, ClassifierTask, type PretextBatch, type PretextTask } from './task.js';
 
 const options = z
   .object({
@@ -74,10 +74,7 @@ export const rotationTask: PretextTask<typeof options> = {
     const targets = batch.targets.toArray();
     return {
       panels: display(batch.inputs),
-      captions: targets.map((t, i) => {
-        const a = answers?.[i];
-        return a ? `${angles[t]}° → ${angles[a.predicted]}° ${a.correct ? '✓' : '✗'}` : `${angles[t]}°`;
-      }),
+      captions: targets.map((t, i) => `${angles[t]}°${answerMark(answers?.[i], (k) => `${angles[k]}°`)}`),
       columns: targets.length / angles.length,
     };
   },

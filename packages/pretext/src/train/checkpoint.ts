@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { safetensors, type nn, type optim, type Tensor } from '@pretext/torch';
+import type { TaskState } from '../tasks/task.js';
 
 export interface CheckpointState {
   /** Optimizer steps done so far (all phases advance together). */
@@ -19,6 +20,8 @@ export interface CheckpointState {
   rng: Record<string, Tensor>;
   /** Free-form JSON: metrics, best score, thread count... */
   info: Record<string, unknown>;
+  /** What the task keeps besides its modules (assignments, priors...). */
+  taskState?: TaskState;
 }
 
 interface Sidecar {
@@ -30,6 +33,7 @@ interface Sidecar {
   optimizers: Record<string, { paramGroups: unknown[]; scalars: Record<string, Record<string, number>> }>;
   schedulers: Record<string, { lastStep: number }>;
   info: Record<string, unknown>;
+  taskState?: unknown;
 }
 
 const pad = (step: number) => String(step).padStart(9, '0');
@@ -58,6 +62,7 @@ export function saveCheckpoint(dir: string, state: CheckpointState, name = check
     optimizers[phase] = { paramGroups: sd.paramGroups, scalars };
   }
   for (const [key, t] of Object.entries(state.rng)) tensors.set(`rng.${key}`, t);
+  for (const [key, t] of Object.entries(state.taskState?.tensors ?? {})) tensors.set(`task.${key}`, t);
   safetensors.save(join(dir, `${name}.safetensors`), tensors, { format: 'pretext-checkpoint-1' });
   const sidecar: Sidecar = {
     format: 1,
@@ -68,6 +73,7 @@ export function saveCheckpoint(dir: string, state: CheckpointState, name = check
     optimizers,
     schedulers: Object.fromEntries(Object.entries(state.schedulers).map(([k, s]) => [k, s.stateDict()])),
     info: state.info,
+    taskState: state.taskState?.json,
   };
   const path = join(dir, `${name}.json`);
   safetensors.writeFileAtomic(path, Buffer.from(JSON.stringify(sidecar, null, 1)));
@@ -96,6 +102,7 @@ export interface LoadedCheckpoint {
   batch: number;
   info: Record<string, unknown>;
   rng: Record<string, Tensor>;
+  taskState: TaskState;
 }
 
 /**
@@ -123,7 +130,46 @@ export function loadCheckpoint(
     const saved = sidecar.schedulers[phase];
     if (saved) scheduler.loadStateDict(saved);
   }
-  return { step: sidecar.step, epoch: sidecar.epoch, batch: sidecar.batch, info: sidecar.info, rng: Object.fromEntries(take('rng.')) };
+  return {
+    step: sidecar.step,
+    epoch: sidecar.epoch,
+    batch: sidecar.batch,
+    info: sidecar.info,
+    rng: Object.fromEntries(take('rng.')),
+    taskState: { tensors: Object.fromEntries(take('task.')), json: sidecar.taskState },
+  };
+}
+
+/** A checkpoint whose files cannot be read or parsed (a truncated write, a damaged disk). */
+export class UnreadableCheckpointError extends Error {}
+
+/**
+ * Restores the newest checkpoint in `dir` that reads back whole: an unreadable one (truncated
+ * sidecar or tensor file) is named in a warning and the next older one is tried. Returns
+ * undefined when there is none.
+ */
+export function loadLatestCheckpoint(
+  dir: string,
+  target: Omit<CheckpointState, 'step' | 'epoch' | 'batch' | 'rng' | 'info'>,
+  warn: (line: string) => void,
+): (LoadedCheckpoint & { name: string }) | undefined {
+  for (const candidate of listCheckpoints(dir).reverse()) {
+    try {
+      return { ...loadCheckpoint(candidate.sidecar, target), name: candidate.name };
+    } catch (e) {
+      if (!(e instanceof UnreadableCheckpointError)) throw e;
+      warn(`warning: ${e.message}; trying the previous checkpoint`);
+    }
+  }
+  return undefined;
+}
+
+/** Removes temporary files that a run killed during a checkpoint write left behind. */
+export function removeOrphanedTemporaries(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const orphans = readdirSync(dir).filter((f) => f.startsWith('.') && f.endsWith('.tmp'));
+  for (const f of orphans) rmSync(join(dir, f), { force: true });
+  return orphans;
 }
 
 /** Deletes all but the last `keepLast` checkpoints. */
@@ -136,19 +182,35 @@ export function pruneCheckpoints(dir: string, keepLast: number): void {
 }
 
 /** Reads only the module weights of a checkpoint (for embed, show and eval). */
-export function loadModuleWeights(sidecarPath: string, modules: Record<string, nn.Module>): Record<string, unknown> {
+export function loadModuleWeights(
+  sidecarPath: string,
+  modules: Record<string, nn.Module>,
+): { info: Record<string, unknown>; taskState?: TaskState } {
   const { sidecar, take } = readCheckpoint(sidecarPath);
   loadModules(sidecarPath, take, modules);
-  return sidecar.info;
+  const tensors = Object.fromEntries(take('task.'));
+  const hasState = sidecar.taskState !== undefined || Object.keys(tensors).length > 0;
+  return { info: sidecar.info, taskState: hasState ? { tensors, json: sidecar.taskState } : undefined };
 }
 
 type Take = (prefix: string) => Map<string, Tensor>;
 
 /** Parses a sidecar and its tensor file; `take(prefix)` returns the tensors under a prefix, without it. */
 function readCheckpoint(sidecarPath: string): { sidecar: Sidecar; take: Take } {
-  const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar;
+  let sidecar: Sidecar;
+  try {
+    sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar;
+  } catch (e) {
+    throw new UnreadableCheckpointError(`checkpoint sidecar ${sidecarPath} is unreadable: ${(e as Error).message}`);
+  }
   if (sidecar.format !== 1) throw new Error(`checkpoint ${sidecarPath}: unknown format ${String(sidecar.format)}`);
-  const { tensors } = safetensors.load(join(sidecarPath, '..', sidecar.file));
+  const tensorFile = join(sidecarPath, '..', sidecar.file);
+  let tensors: Map<string, Tensor>;
+  try {
+    ({ tensors } = safetensors.load(tensorFile));
+  } catch (e) {
+    throw new UnreadableCheckpointError(`checkpoint tensor file ${tensorFile} is unreadable: ${(e as Error).message}`);
+  }
   const take: Take = (prefix) => new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   return { sidecar, take };
 }

@@ -5,7 +5,7 @@ import { createBackbone, type Backbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { TaskInstance } from '../tasks/task.js';
 import { listCheckpoints, loadModuleWeights } from './checkpoint.js';
-import type { TrainConfig } from './config.js';
+import type { TrainConfig } from '../config/schema.js';
 
 /** What the trainer records about the data in the run folder (data.json). */
 export interface RunData {
@@ -44,9 +44,11 @@ export function loadPretrained(path: string): Pretrained {
   if (!existsSync(configPath)) throw new Error(`--checkpoint: ${configPath} is missing, so the model cannot be rebuilt`);
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as TrainConfig;
   const data = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8')) as RunData;
-  const backbone = createBackbone(config.backbone, data.channels);
-  const instance = getTask(config.task).create(backbone, config.taskOptions, { inChannels: data.channels, imageSize: data.imageSize });
-  loadModuleWeights(sidecar, instance.modules);
+  const task = getTask(config.task);
+  const backbone = createBackbone(config.backbone, task.inputChannels?.(data.channels) ?? data.channels);
+  const instance = task.create(backbone, config.taskOptions, { inChannels: data.channels, imageSize: data.imageSize });
+  const restored = loadModuleWeights(sidecar, instance.modules);
+  if (restored.taskState) instance.loadState?.(restored.taskState);
   for (const m of Object.values(instance.modules)) m.eval();
   return { config, instance, backbone, checkpoint: sidecar, normalization: { mean: data.mean, std: data.std } };
 }

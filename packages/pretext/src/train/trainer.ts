@@ -1,19 +1,29 @@
 // The trainer: one loop for every task. It knows optimizer phases, epochs and checkpoints, and
 // nothing about what a task does with a batch.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as torch from '@pretext/torch';
 import { optim, tidy, type nn, type Tensor } from '@pretext/torch';
-import { DataLoader, disposeBatch } from '../data/loader.js';
+import { DataLoader, disposeBatch, type Batch } from '../data/loader.js';
 import { resolveDataset } from '../data/datasets.js';
 import { Progress } from '../data/progress.js';
 import type { SampleStore } from '../data/store.js';
 import { backbones, createBackbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
-import type { TaskInstance } from '../tasks/task.js';
-import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import type { EpochContext, OptimizerPhase, PretextTask, TaskInstance } from '../tasks/task.js';
+import { loadLatestCheckpoint, pruneCheckpoints, removeOrphanedTemporaries, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import type { RunData } from './pretrained.js';
-import { ConfigError, mergeConfig, trainConfigSchema, validate, type TrainConfig, type TrainConfigInput } from './config.js';
+import type { z } from 'zod';
+import {
+  ConfigError,
+  mergeConfig,
+  trainConfigSchema,
+  validate,
+  type optimizerSchema,
+  type scheduleSchema,
+  type TrainConfig,
+  type TrainConfigInput,
+} from '../config/schema.js';
 
 export interface TrainOptions {
   /** Continue from the latest checkpoint in the run folder. */
@@ -61,7 +71,25 @@ export function resolveConfig(input: TrainConfigInput | Record<string, unknown>)
   return config;
 }
 
-function makeOptimizer(config: TrainConfig['optimizer'], params: nn.Parameter[]): optim.Optimizer<{ lr: number }> {
+type OptimizerSettings = z.infer<typeof optimizerSchema>;
+type ScheduleSettings = z.infer<typeof scheduleSchema>;
+
+/**
+ * The setting of one phase from a config field that holds one setting for all phases or one per
+ * phase name; the error names the field and the task's phases.
+ */
+function settingOf<T extends { name: string }>(value: T | Record<string, T>, field: string, phases: OptimizerPhase[], phase: string): T {
+  if (typeof value.name === 'string') return value as T;
+  const perPhase = value as Record<string, T>;
+  const names = phases.map((p) => p.name);
+  const unknown = Object.keys(perPhase).filter((k) => !names.includes(k));
+  if (unknown.length) throw new ConfigError(`config field '${field}.${unknown[0]}': no such phase; the task's phases are ${names.join(', ')}`);
+  const setting = perPhase[phase];
+  if (!setting) throw new ConfigError(`config field '${field}.${phase}' is missing; give one per phase (${names.join(', ')}) or one for all`);
+  return setting;
+}
+
+function makeOptimizer(config: OptimizerSettings, params: nn.Parameter[]): optim.Optimizer<{ lr: number }> {
   switch (config.name) {
     case 'sgd':
       return new optim.SGD(params, config);
@@ -73,7 +101,7 @@ function makeOptimizer(config: TrainConfig['optimizer'], params: nn.Parameter[])
 }
 
 function makeScheduler(
-  config: TrainConfig['schedule'],
+  config: ScheduleSettings,
   opt: optim.Optimizer<{ lr: number }>,
   stepsPerEpoch: number,
   totalSteps: number,
@@ -138,19 +166,107 @@ function trainMode(instance: TaskInstance): void {
   for (const m of Object.values(instance.modules)) m.train();
 }
 
+/** Stops a run: a loss that is not finite or explodes, with the phase, the step and the value. */
+export class DivergenceError extends Error {}
+
+/** Watches phase losses for divergence and a task's collapse metric; one instance per run. */
+class Watchdog {
+  private readonly means = new Map<string, number>();
+  private collapsedFor = 0;
+
+  constructor(
+    private readonly divergence: TrainConfig['divergence'],
+    private readonly collapse: PretextTask['collapse'],
+    private readonly log: (line: string) => void,
+  ) {}
+
+  check(step: number, values: Record<string, number>, lossKeys: Map<string, string>): void {
+    for (const [phase, key] of lossKeys) {
+      const value = values[key];
+      if (value === undefined) continue;
+      const mean = this.means.get(key);
+      const where = `phase '${phase}' at step ${step}`;
+      if (!Number.isFinite(value)) throw new DivergenceError(`training diverged: ${where} has loss ${value}`);
+      if (mean !== undefined && step > this.divergence.afterSteps && Math.abs(value) > this.divergence.factor * Math.abs(mean)) {
+        throw new DivergenceError(
+          `training diverged: ${where} has loss ${value.toPrecision(4)}, over ${this.divergence.factor}x its running mean ${mean.toPrecision(4)}`,
+        );
+      }
+      this.means.set(key, mean === undefined ? value : 0.98 * mean + 0.02 * value);
+    }
+    if (!this.collapse) return;
+    const watched = values[this.collapse.metric];
+    if (watched === undefined) return;
+    this.collapsedFor = watched >= 0.999 ? this.collapsedFor + 1 : 0;
+    if (this.collapsedFor === this.collapse.steps) {
+      this.log(`warning: ${this.collapse.metric} has been 1 for ${this.collapse.steps} steps (step ${step}): the discriminator wins outright`);
+    }
+  }
+}
+
+/** Batches of a further data source, as a pure function of the global step (so a resumed run sees the same ones). */
+class SourceStream {
+  private iterator: AsyncIterableIterator<Batch> | undefined;
+
+  constructor(private readonly loader: DataLoader) {
+    if (loader.batchesPerEpoch < 1) throw new Error(`a data source has ${loader.numSamples} samples, fewer than one batch`);
+  }
+
+  async at(step: number): Promise<Batch> {
+    const perEpoch = this.loader.batchesPerEpoch;
+    if (!this.iterator || step % perEpoch === 0) {
+      await this.iterator?.return?.();
+      this.iterator = this.loader.epoch(Math.floor(step / perEpoch), step % perEpoch);
+    }
+    const { value, done } = await this.iterator.next();
+    if (done) throw new Error('a data source ended early');
+    return value;
+  }
+
+  async close(): Promise<void> {
+    await this.iterator?.return?.();
+    await this.loader.close();
+  }
+}
+
+async function sourceBatches(sources: Map<string, SourceStream>, step: number): Promise<Record<string, Batch>> {
+  const out: Record<string, Batch> = {};
+  for (const [name, source] of sources) out[name] = await source.at(step);
+  return out;
+}
+
+/** Whether a phase runs on this step. */
+const runsNow = (phase: OptimizerPhase, epoch: number, step: number) =>
+  step % (phase.every ?? 1) === 0 && (phase.active?.({ epoch, step }) ?? true);
+
+/** Runs `fn` with only `own` requiring grad among `all`, so a phase's loss leaves other phases' parameters alone. */
+function withOnlyGrads<T>(own: Set<nn.Parameter>, all: nn.Parameter[], fn: () => T): T {
+  const frozen = all.filter((p) => !own.has(p) && p.requiresGrad);
+  for (const p of frozen) p.requiresGrad_(false);
+  try {
+    return fn();
+  } finally {
+    for (const p of frozen) p.requiresGrad_(true);
+  }
+}
+
+/** Lets pending signals and I/O run between steps (a Ctrl-C lands within one step). */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export async function train(input: TrainConfigInput | Record<string, unknown>, options: TrainOptions = {}): Promise<TrainResult> {
   const config = resolveConfig(input);
   const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const runDir = config.out;
   const ckptDir = join(runDir, 'checkpoints');
   mkdirSync(runDir, { recursive: true });
+  const orphans = removeOrphanedTemporaries(ckptDir);
+  if (orphans.length) log(`removed ${orphans.length} temporary file(s) left by an interrupted checkpoint write: ${orphans.join(', ')}`);
   const configPath = join(runDir, 'config.json');
-  const resumeFrom = options.resume ? listCheckpoints(ckptDir).at(-1) : undefined;
   if (options.resume && existsSync(configPath)) {
     const saved = JSON.parse(readFileSync(configPath, 'utf8'));
-    const differs = Object.keys(config).filter(
-      (k) => k !== 'epochs' && JSON.stringify(saved[k]) !== JSON.stringify((config as Record<string, unknown>)[k]),
-    );
+    const same = (k: string, a: unknown, b: unknown) =>
+      k === 'out' ? resolve(String(a)) === resolve(String(b)) : JSON.stringify(a) === JSON.stringify(b);
+    const differs = Object.keys(config).filter((k) => k !== 'epochs' && !same(k, saved[k], (config as Record<string, unknown>)[k]));
     if (differs.length) throw new Error(`--resume: the config differs from the run's saved config in ${differs.join(', ')}`);
   }
   writeFileSync(configPath, JSON.stringify(config, null, 2));
@@ -158,28 +274,56 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   if (config.threads) torch.setNumThreads(config.threads);
   torch.manualSeed(config.seed);
   const task = getTask(config.task);
-  const store = options.store ?? (await resolveDataset(config.data, { split: 'train', size: config.imageSize, log }));
-  const indices = config.limit ? subsetIndices(store.n, config.limit, config.seed) : undefined;
+  const resolveSpec = (spec: string) => resolveDataset(spec, { split: 'train', size: config.imageSize, log });
+  const store = options.store ?? (await resolveSpec(config.data));
+  const trainIndices = config.limit ? subsetIndices(store.n, config.limit, config.seed) : Int32Array.from({ length: store.n }, (_, i) => i);
+  const samplesPerItem = task.data?.samplesPerItem ?? 1;
   const loader = new DataLoader(store, {
-    batchSize: config.batchSize,
+    batchSize: config.batchSize * samplesPerItem,
     seed: config.seed,
     augment: config.augment,
-    indices,
+    indices: config.limit ? trainIndices : undefined,
     outputSize: config.imageSize,
   });
   const imageSize = config.imageSize ?? store.height;
   const runData: RunData = { channels: store.channels, imageSize, ...loader.stats(), samples: loader.numSamples };
   writeFileSync(join(runDir, 'data.json'), JSON.stringify(runData, null, 2));
-  const backbone = createBackbone(config.backbone, store.channels);
-  const instance = task.create(backbone, config.taskOptions, { inChannels: store.channels, imageSize });
+  const backbone = createBackbone(config.backbone, task.inputChannels?.(store.channels) ?? store.channels);
+  const instance = task.create(backbone, config.taskOptions, { inChannels: store.channels, imageSize, store });
   const phases = instance.phases();
-  const optimizers = Object.fromEntries(phases.map((p) => [p.name, makeOptimizer(config.optimizer, p.parameters)]));
-  const stepsPerEpoch = Math.min(loader.batchesPerEpoch, config.stepsPerEpoch ?? Infinity);
-  if (stepsPerEpoch < 1) throw new Error(`the dataset has ${loader.numSamples} samples, fewer than one batch of ${config.batchSize}`);
+  const allParameters = [...new Set(phases.flatMap((p) => p.parameters))];
+  const optimizers = Object.fromEntries(
+    phases.map((p) => [p.name, makeOptimizer(settingOf(config.optimizer, 'optimizer', phases, p.name), p.parameters)]),
+  );
+  const nominalSteps = instance.epochOrder ? Math.floor(trainIndices.length / config.batchSize) : loader.batchesPerEpoch;
+  const stepsPerEpoch = Math.min(nominalSteps, config.stepsPerEpoch ?? Infinity);
+  if (stepsPerEpoch < 1) {
+    const limited = config.limit ? ` (--limit ${config.limit} of the store's ${store.n})` : '';
+    throw new Error(
+      `the run has ${trainIndices.length} samples${limited}, fewer than one batch of ${config.batchSize}: lower --batch-size or raise --limit`,
+    );
+  }
   const totalSteps = stepsPerEpoch * config.epochs;
   const schedulers = Object.fromEntries(
-    phases.map((p) => [p.name, makeScheduler(config.schedule, optimizers[p.name], stepsPerEpoch, totalSteps)]),
+    phases.map((p) => [
+      p.name,
+      makeScheduler(settingOf(config.schedule, 'schedule', phases, p.name), optimizers[p.name], stepsPerEpoch, totalSteps),
+    ]),
   );
+  const sources = new Map<string, SourceStream>();
+  for (const [k, [name, source]] of Object.entries(task.data?.sources ?? {}).entries()) {
+    const spec = config.sources[name] ?? source.default;
+    if (!spec) throw new ConfigError(`config field 'sources.${name}' is missing: task '${task.name}' needs ${source.description} (--${name} <data>)`);
+    const sourceStore = await resolveSpec(spec);
+    const sourceLoader = new DataLoader(sourceStore, {
+      batchSize: config.batchSize,
+      seed: config.seed + 1000 * (k + 1),
+      augment: config.augment,
+      outputSize: imageSize,
+      channels: sourceStore.channels < store.channels ? store.channels : undefined,
+    });
+    sources.set(name, new SourceStream(sourceLoader));
+  }
   const generator = new torch.Generator(config.seed + 1);
 
   const state = (step: number, epoch: number, batch: number, info: Record<string, unknown>): CheckpointState => ({
@@ -191,34 +335,43 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     schedulers,
     rng: { task: generator.getState(), global: torch.defaultGenerator().getState() },
     info: { ...info, threads: torch.getNumThreads() },
+    taskState: instance.state?.(),
   });
 
+  const selection = task.selection ?? { metric: phases.length > 1 ? `${phases[0].name}/loss` : 'loss', mode: 'min' as const };
+  const better = (a: number, b: number) => (selection.mode === 'min' ? a < b : a > b);
   let step = 0;
   let startEpoch = 0;
   let startBatch = 0;
-  let best = Infinity;
-  if (resumeFrom) {
-    const restored = loadCheckpoint(resumeFrom.sidecar, { modules: instance.modules, optimizers, schedulers });
+  let best = selection.mode === 'min' ? Infinity : -Infinity;
+  const restored = options.resume ? loadLatestCheckpoint(ckptDir, { modules: instance.modules, optimizers, schedulers }, log) : undefined;
+  if (restored) {
     generator.setState(restored.rng.task);
     torch.defaultGenerator().setState(restored.rng.global);
+    instance.loadState?.(restored.taskState);
     ({ step, epoch: startEpoch, batch: startBatch } = restored);
-    best = (restored.info.best as number | undefined) ?? Infinity;
+    best = (restored.info.best as number | undefined) ?? best;
     if (config.deterministic && restored.info.threads !== torch.getNumThreads()) {
       throw new Error(
         `--deterministic resume needs the same thread count: the checkpoint used ${restored.info.threads}, this run ${torch.getNumThreads()}`,
       );
     }
-    log(`resuming from ${resumeFrom.name}: epoch ${startEpoch + 1}, batch ${startBatch}, step ${step}`);
+    log(`resuming from ${restored.name}: epoch ${startEpoch + 1}, batch ${startBatch}, step ${step}`);
   } else if (options.resume) {
-    log(`--resume: no checkpoint in ${ckptDir}, starting fresh`);
+    log(`--resume: no readable checkpoint in ${ckptDir}, starting fresh`);
   }
 
   const metricsPath = join(runDir, 'metrics.jsonl');
   const record = (entry: Record<string, unknown>) =>
     appendFileSync(metricsPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
   let interrupted = false;
-  const onSignal = () => {
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      log(`${signal} again: exiting without a checkpoint`);
+      process.exit(130);
+    }
     interrupted = true;
+    log(`${signal}: stopping after this step (again to exit at once)`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -226,45 +379,70 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   const wallStart = performance.now();
   const history: EpochRecord[] = [];
   const prefix = (phase: string, key: string) => (phases.length > 1 ? `${phase}/${key}` : key);
+  const lossKeys = new Map(phases.map((p) => [p.name, prefix(p.name, 'loss')]));
+  const watchdog = new Watchdog(config.divergence, task.collapse, log);
+  const modelName = `${config.backbone}, ${backbone.numParameters().toLocaleString('en-US')} backbone parameters`;
   log(
-    `pretraining ${task.name} on ${config.data} (${loader.numSamples} images, ${stepsPerEpoch} steps/epoch) with ${config.backbone}, ` +
-      `${backbone.numParameters().toLocaleString('en-US')} backbone parameters, ${torch.getNumThreads()} threads`,
+    `pretraining ${task.name} on ${config.data} (${trainIndices.length} images of ${imageSize}x${imageSize}, batch ${config.batchSize}, ` +
+      `${stepsPerEpoch} steps/epoch) with ${modelName}, ${torch.getNumThreads()} threads`,
   );
+
+  const context = (epoch: number, resumed: boolean, extra: Record<string, number>): EpochContext => ({
+    epoch,
+    store,
+    indices: trainIndices,
+    resumed,
+    log,
+    batches: (o = {}) => sequentialBatches(store, trainIndices, o.batchSize ?? config.batchSize * samplesPerItem, loader, imageSize),
+    resetOptimizerState(parameters) {
+      for (const opt of Object.values(optimizers)) for (const p of parameters) opt.state.delete(p);
+    },
+    record: (metrics) => Object.assign(extra, metrics),
+  });
 
   try {
     for (let epoch = startEpoch; epoch < config.epochs && !interrupted; epoch++) {
-      await instance.onEpochStart?.({ epoch, store, log });
+      const epochExtra: Record<string, number> = {};
+      await instance.onEpochStart?.(context(epoch, startBatch > 0, epochExtra));
+      const order = instance.epochOrder?.(epoch, trainIndices);
+      const epochSteps = Math.min(order ? loader.batchesIn(order) : loader.batchesPerEpoch, stepsPerEpoch);
       trainMode(instance);
       const meters = new Meters();
-      const progress = options.progress === false ? undefined : new Progress(`epoch ${epoch + 1}/${config.epochs}`, stepsPerEpoch);
+      const progress = options.progress === false ? undefined : new Progress(`epoch ${epoch + 1}/${config.epochs}`, epochSteps);
       progress?.update(startBatch);
       const epochStart = performance.now();
       let images = 0;
       let batchIndex = startBatch;
-      for await (const batch of loader.epoch(epoch, startBatch)) {
-        if (batch.index >= stepsPerEpoch) {
+      for await (const batch of loader.epoch(epoch, Math.min(startBatch, epochSteps), order)) {
+        if (batch.index >= epochSteps) {
           disposeBatch(batch);
           break;
         }
+        const extraBatches = sources.size ? await sourceBatches(sources, step) : undefined;
         const values = tidy(() => {
-          const prepared = instance.prepare(batch, generator);
+          const prepared = instance.prepare(batch, generator, extraBatches);
           const scalars = new Map<string, Tensor | number>();
           for (const phase of phases) {
+            if (!runsNow(phase, epoch, step)) continue;
             const opt = optimizers[phase.name];
-            opt.zeroGrad();
-            const { loss, metrics } = instance.step(prepared, phase.name);
-            loss.backward();
-            if (config.gradClip) torch.optim.clipGradNorm_(phase.parameters, config.gradClip);
-            opt.step();
-            schedulers[phase.name].step();
-            scalars.set(prefix(phase.name, 'loss'), loss);
-            for (const [k, v] of Object.entries(metrics)) scalars.set(prefix(phase.name, k), v);
+            withOnlyGrads(new Set(phase.parameters), allParameters, () => {
+              opt.zeroGrad();
+              const { loss, metrics } = instance.step(prepared, phase.name);
+              loss.backward();
+              if (config.gradClip) torch.optim.clipGradNorm_(phase.parameters, config.gradClip);
+              opt.step();
+              scalars.set(prefix(phase.name, 'loss'), loss);
+              for (const [k, v] of Object.entries(metrics)) scalars.set(prefix(phase.name, k), v);
+            });
           }
+          for (const phase of phases) schedulers[phase.name].step();
           return readScalars(scalars);
         });
         images += batch.images.shape[0];
         disposeBatch(batch);
+        Object.values(extraBatches ?? {}).forEach(disposeBatch);
         step++;
+        watchdog.check(step, values, lossKeys);
         batchIndex = batch.index + 1;
         meters.add(values);
         const rate = images / ((performance.now() - epochStart) / 1000);
@@ -272,7 +450,8 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         progress?.update(batchIndex);
         if (step % config.logEverySteps === 0)
           record({ type: 'step', epoch: epoch + 1, step, lr: optimizers[phases[0].name].lr, imagesPerSecond: rate, ...values });
-        const endOfEpoch = batchIndex >= stepsPerEpoch;
+        await yieldToEventLoop();
+        const endOfEpoch = batchIndex >= epochSteps;
         if (interrupted || (step % config.checkpointEverySteps === 0 && !endOfEpoch)) {
           saveCheckpoint(ckptDir, state(step, epoch, batchIndex, { best }));
           pruneCheckpoints(ckptDir, config.keepLast);
@@ -285,8 +464,9 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         log(`interrupted: saved a checkpoint at step ${step}; continue with --resume`);
         break;
       }
+      await instance.onEpochEnd?.(context(epoch, false, epochExtra));
       const seconds = (performance.now() - epochStart) / 1000;
-      const metrics = meters.means();
+      const metrics = { ...meters.means(), ...epochExtra };
       const entry: EpochRecord = {
         epoch: epoch + 1,
         steps: step,
@@ -300,11 +480,11 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       log(
         `epoch ${epoch + 1}/${config.epochs}  ${formatMetrics(metrics)}  ${entry.imagesPerSecond.toFixed(0)} img/s  ${seconds.toFixed(1)} s`,
       );
-      await instance.onEpochEnd?.({ epoch, store, log });
-      const score = metrics[prefix(phases[0].name, 'loss')];
-      const isBest = score < best;
+      const score = metrics[selection.metric];
+      if (score === undefined) log(`warning: the selection metric '${selection.metric}' was not logged this epoch`);
+      const isBest = score !== undefined && better(score, best);
       if (isBest) best = score;
-      const saved = state(step, epoch + 1, 0, { best, metrics });
+      const saved = state(step, epoch + 1, 0, { best, metrics, selection });
       saveCheckpoint(ckptDir, saved);
       if (isBest) saveCheckpoint(ckptDir, saved, 'best');
       pruneCheckpoints(ckptDir, config.keepLast);
@@ -313,6 +493,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await loader.close();
+    for (const s of sources.values()) await s.close();
   }
   const cpu = process.cpuUsage(cpuStart);
   return {
@@ -324,4 +505,20 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     wallSeconds: (performance.now() - wallStart) / 1000,
   };
+}
+
+/** The training samples in order, unaugmented, normalized as the training loader does. */
+async function* sequentialBatches(
+  store: SampleStore,
+  indices: Int32Array,
+  batchSize: number,
+  training: DataLoader,
+  outputSize: number,
+): AsyncIterableIterator<Batch> {
+  const loader = new DataLoader(store, { batchSize, shuffle: false, indices, normalize: training.stats(), outputSize });
+  try {
+    yield* loader.epoch(0);
+  } finally {
+    await loader.close();
+  }
 }

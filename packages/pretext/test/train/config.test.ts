@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, mergeConfig, parseAssignment, readConfigFile } from '../../src/train/config.js';
+import { ConfigError, mergeConfig, parseAssignment, readConfigFile } from '../../src/config/schema.js';
 import { resolveConfig } from '../../src/train/trainer.js';
 
 const base = { task: 'rotation', data: 'synthetic', out: '/tmp/x' };

@@ -1,5 +1,6 @@
 // Training configuration: defaults < task defaults < config file (JSON or YAML) < CLI flags,
-// validated by one schema whose errors name the field, the value and what is allowed.
+// validated by one schema whose errors name the field, the value and what is allowed. It sits below
+// tasks and the trainer: tasks declare defaults in its terms, the trainer reads it.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -51,6 +52,32 @@ export const scheduleSchema = z.discriminatedUnion('name', [
     .strict(),
 ]);
 
+export type OptimizerConfig = z.input<typeof optimizerSchema>;
+export type ScheduleConfig = z.input<typeof scheduleSchema>;
+
+const OPTIMIZER_KEYS = new Set(['name', 'lr', 'momentum', 'nesterov', 'weightDecay', 'betas']);
+const SCHEDULE_KEYS = new Set(['name', 'milestones', 'gamma', 'warmupEpochs', 'minLrRatio']);
+
+/**
+ * One setting for every optimizer phase, or one per phase name (`optimizer.discriminator.lr`).
+ * Keys of the single form beside phase entries (a `--lr` flag on a GAN task) apply to every phase.
+ */
+function perPhase<S extends z.ZodTypeAny>(schema: S, ownKeys: Set<string>) {
+  return z.unknown().transform((value, ctx): z.output<S> | Record<string, z.output<S>> => {
+    const entries = isPlain(value) ? Object.entries(value) : [];
+    const shared = Object.fromEntries(entries.filter(([k]) => ownKeys.has(k)));
+    const phases = entries.filter(([k]) => !ownKeys.has(k));
+    const single = !phases.length || !isPlain(value);
+    const check = (v: unknown, path: string[]) => {
+      const result = schema.safeParse(v, { reportInput: true });
+      if (!result.success) for (const issue of result.error.issues) ctx.issues.push({ ...issue, path: [...path, ...issue.path] } as never);
+      return result.data as z.output<S>;
+    };
+    if (single) return check(value, []);
+    return Object.fromEntries(phases.map(([k, v]) => [k, check(isPlain(v) ? mergeConfig(v, shared) : v, [k])]));
+  });
+}
+
 export const trainConfigSchema = z
   .object({
     task: z.string().min(1),
@@ -67,8 +94,15 @@ export const trainConfigSchema = z
     batchSize: z.number().int().positive(),
     /** Caps the batches per epoch, for quick runs. */
     stepsPerEpoch: z.number().int().positive().optional(),
-    optimizer: optimizerSchema,
-    schedule: scheduleSchema.default({ name: 'constant' }),
+    /** Further data sources a task declares, by name (`--real cifar10` sets `sources.real`). */
+    sources: z.record(z.string(), z.string().min(1)).default({}),
+    optimizer: perPhase(optimizerSchema, OPTIMIZER_KEYS),
+    schedule: perPhase(scheduleSchema, SCHEDULE_KEYS).default({ name: 'constant' }),
+    /** Stop when a loss is not finite, or exceeds `factor` times its running mean after `afterSteps` steps. */
+    divergence: z
+      .object({ factor: z.number().gt(1).default(100), afterSteps: z.number().int().nonnegative().default(50) })
+      .strict()
+      .default({ factor: 100, afterSteps: 50 }),
     gradClip: z.number().positive().optional(),
     seed: z.number().int().nonnegative().default(0),
     /** Bit-exact resumption: fixes the thread count and restores every RNG and loader position. */
@@ -82,6 +116,8 @@ export const trainConfigSchema = z
   .strict();
 
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
+/** Every field of a training config, as tasks state their defaults. */
+export type TrainSettings = TrainConfigInput;
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 
 export class ConfigError extends Error {}
