@@ -98,6 +98,19 @@ export const trainConfigSchema = z
     sources: z.record(z.string(), z.string().min(1)).default({}),
     optimizer: perPhase(optimizerSchema, OPTIMIZER_KEYS),
     schedule: perPhase(scheduleSchema, SCHEDULE_KEYS).default({ name: 'constant' }),
+    /**
+     * Stop at this much CPU time (all threads of the process) or wall-clock time, with the schedule
+     * laid out over the steps it buys, measured over `calibrationSteps` steps at the start.
+     */
+    budget: z
+      .object({
+        cpuMinutes: z.number().positive().optional(),
+        wallMinutes: z.number().positive().optional(),
+        calibrationSteps: z.number().int().min(2).default(10),
+      })
+      .strict()
+      .refine((b) => (b.cpuMinutes === undefined) !== (b.wallMinutes === undefined), 'give exactly one of cpuMinutes and wallMinutes')
+      .optional(),
     /** Stop when a loss is not finite, or exceeds `factor` times its running mean after `afterSteps` steps. */
     divergence: z
       .object({ factor: z.number().gt(1).default(100), afterSteps: z.number().int().nonnegative().default(50) })

@@ -11,6 +11,7 @@ import type { SampleStore } from '../data/store.js';
 import { backbones, createBackbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextTask, TaskInstance } from '../tasks/task.js';
+import { BudgetClock, formatBudget, plannedSteps } from './budget.js';
 import { loadLatestCheckpoint, pruneCheckpoints, removeOrphanedTemporaries, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import type { RunData } from './pretrained.js';
 import type { z } from 'zod';
@@ -51,6 +52,10 @@ export interface TrainResult {
   history: EpochRecord[];
   /** True when a signal stopped the run early (after saving a checkpoint). */
   interrupted: boolean;
+  /** Why training ended: all epochs done, the budget spent, or a signal. */
+  stopped: 'epochs' | 'budget' | 'signal';
+  /** Images seen over the whole run (all sessions of a resumed run). */
+  imagesSeen: number;
   cpuSeconds: number;
   wallSeconds: number;
 }
@@ -83,9 +88,11 @@ function settingOf<T extends { name: string }>(value: T | Record<string, T>, fie
   const perPhase = value as Record<string, T>;
   const names = phases.map((p) => p.name);
   const unknown = Object.keys(perPhase).filter((k) => !names.includes(k));
-  if (unknown.length) throw new ConfigError(`config field '${field}.${unknown[0]}': no such phase; the task's phases are ${names.join(', ')}`);
+  if (unknown.length)
+    throw new ConfigError(`config field '${field}.${unknown[0]}': no such phase; the task's phases are ${names.join(', ')}`);
   const setting = perPhase[phase];
-  if (!setting) throw new ConfigError(`config field '${field}.${phase}' is missing; give one per phase (${names.join(', ')}) or one for all`);
+  if (!setting)
+    throw new ConfigError(`config field '${field}.${phase}' is missing; give one per phase (${names.join(', ')}) or one for all`);
   return setting;
 }
 
@@ -110,11 +117,7 @@ function makeScheduler(
     case 'constant':
       return new optim.MultiStepLR(opt, []); // no milestones: the rate stays
     case 'multistep':
-      return new optim.MultiStepLR(
-        opt,
-        config.milestones.map((m) => m * stepsPerEpoch),
-        config.gamma,
-      );
+      return new optim.MultiStepLR(opt, [...new Set(config.milestones.map((m) => Math.round(m * stepsPerEpoch)))], config.gamma);
     case 'cosine':
       return new optim.CosineWithWarmup(opt, {
         warmupSteps: Math.round(config.warmupEpochs * stepsPerEpoch),
@@ -199,7 +202,9 @@ class Watchdog {
     if (watched === undefined) return;
     this.collapsedFor = watched >= 0.999 ? this.collapsedFor + 1 : 0;
     if (this.collapsedFor === this.collapse.steps) {
-      this.log(`warning: ${this.collapse.metric} has been 1 for ${this.collapse.steps} steps (step ${step}): the discriminator wins outright`);
+      this.log(
+        `warning: ${this.collapse.metric} has been 1 for ${this.collapse.steps} steps (step ${step}): the discriminator wins outright`,
+      );
     }
   }
 }
@@ -310,10 +315,22 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       makeScheduler(settingOf(config.schedule, 'schedule', phases, p.name), optimizers[p.name], stepsPerEpoch, totalSteps),
     ]),
   );
+  /** Lays each phase's schedule over `steps` steps (a budget's), continuing from step `done`. */
+  const layOutSchedules = (steps: number, done: number) => {
+    for (const p of phases) {
+      optimizers[p.name].setLr(schedulers[p.name].baseLrs);
+      const settings = settingOf(config.schedule, 'schedule', phases, p.name);
+      schedulers[p.name] = makeScheduler(settings, optimizers[p.name], steps / config.epochs, steps);
+      schedulers[p.name].loadStateDict({ lastStep: done });
+    }
+  };
   const sources = new Map<string, SourceStream>();
   for (const [k, [name, source]] of Object.entries(task.data?.sources ?? {}).entries()) {
     const spec = config.sources[name] ?? source.default;
-    if (!spec) throw new ConfigError(`config field 'sources.${name}' is missing: task '${task.name}' needs ${source.description} (--${name} <data>)`);
+    if (!spec)
+      throw new ConfigError(
+        `config field 'sources.${name}' is missing: task '${task.name}' needs ${source.description} (--${name} <data>)`,
+      );
     const sourceStore = await resolveSpec(spec);
     const sourceLoader = new DataLoader(sourceStore, {
       batchSize: config.batchSize,
@@ -334,7 +351,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     optimizers,
     schedulers,
     rng: { task: generator.getState(), global: torch.defaultGenerator().getState() },
-    info: { ...info, threads: torch.getNumThreads() },
+    info: { ...info, ...budgetInfo(), imagesSeen, threads: torch.getNumThreads() },
     taskState: instance.state?.(),
   });
 
@@ -360,11 +377,20 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   } else if (options.resume) {
     log(`--resume: no readable checkpoint in ${ckptDir}, starting fresh`);
   }
+  const clock = config.budget ? new BudgetClock(config.budget, (restored?.info.budgetSpent as number | undefined) ?? 0) : undefined;
+  let imagesSeen = (restored?.info.imagesSeen as number | undefined) ?? 0;
+  /** The steps a budget buys, once calibrated (kept across resumes so the schedule stays the same). */
+  let plan = restored?.info.plannedSteps as number | undefined;
+  if (plan !== undefined) layOutSchedules(plan, step);
+  const calibrateFrom = { step: -1, spent: 0 };
+  const epochLimit = () => (plan === undefined ? config.epochs : Math.ceil(plan / stepsPerEpoch));
+  const budgetInfo = () => (clock ? { budgetSpent: clock.spent(), plannedSteps: plan } : {});
 
   const metricsPath = join(runDir, 'metrics.jsonl');
   const record = (entry: Record<string, unknown>) =>
     appendFileSync(metricsPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
   let interrupted = false;
+  let budgetSpent = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
       log(`${signal} again: exiting without a checkpoint`);
@@ -382,9 +408,10 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   const lossKeys = new Map(phases.map((p) => [p.name, prefix(p.name, 'loss')]));
   const watchdog = new Watchdog(config.divergence, task.collapse, log);
   const modelName = `${config.backbone}, ${backbone.numParameters().toLocaleString('en-US')} backbone parameters`;
+  const budgetNote = config.budget ? `, budget ${formatBudget(config.budget)}` : '';
   log(
     `pretraining ${task.name} on ${config.data} (${trainIndices.length} images of ${imageSize}x${imageSize}, batch ${config.batchSize}, ` +
-      `${stepsPerEpoch} steps/epoch) with ${modelName}, ${torch.getNumThreads()} threads`,
+      `${stepsPerEpoch} steps/epoch) with ${modelName}, ${torch.getNumThreads()} threads${budgetNote}`,
   );
 
   const context = (epoch: number, resumed: boolean, extra: Record<string, number>): EpochContext => ({
@@ -401,14 +428,14 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   });
 
   try {
-    for (let epoch = startEpoch; epoch < config.epochs && !interrupted; epoch++) {
+    for (let epoch = startEpoch; epoch < epochLimit() && !interrupted && !budgetSpent; epoch++) {
       const epochExtra: Record<string, number> = {};
       await instance.onEpochStart?.(context(epoch, startBatch > 0, epochExtra));
       const order = instance.epochOrder?.(epoch, trainIndices);
       const epochSteps = Math.min(order ? loader.batchesIn(order) : loader.batchesPerEpoch, stepsPerEpoch);
       trainMode(instance);
       const meters = new Meters();
-      const progress = options.progress === false ? undefined : new Progress(`epoch ${epoch + 1}/${config.epochs}`, epochSteps);
+      const progress = options.progress === false ? undefined : new Progress(`epoch ${epoch + 1}/${epochLimit()}`, epochSteps);
       progress?.update(startBatch);
       const epochStart = performance.now();
       let images = 0;
@@ -439,6 +466,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
           return readScalars(scalars);
         });
         images += batch.images.shape[0];
+        imagesSeen += batch.images.shape[0];
         disposeBatch(batch);
         Object.values(extraBatches ?? {}).forEach(disposeBatch);
         step++;
@@ -451,17 +479,44 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         if (step % config.logEverySteps === 0)
           record({ type: 'step', epoch: epoch + 1, step, lr: optimizers[phases[0].name].lr, imagesPerSecond: rate, ...values });
         await yieldToEventLoop();
+        if (clock && config.budget) {
+          // Calibrate past the first step (allocator and oneDNN warm-up), then lay the schedule out.
+          if (plan === undefined && calibrateFrom.step < 0) Object.assign(calibrateFrom, { step, spent: clock.spent() });
+          else if (plan === undefined && step - calibrateFrom.step >= config.budget.calibrationSteps) {
+            plan = plannedSteps(clock, step, (clock.spent() - calibrateFrom.spent) / (step - calibrateFrom.step));
+            layOutSchedules(plan, step);
+            log(
+              `budget ${formatBudget(config.budget)}: ${plan} steps (${(plan / stepsPerEpoch).toFixed(1)} epochs); schedule laid out over them`,
+            );
+          }
+          budgetSpent = clock.exhausted() || (plan !== undefined && step >= plan);
+        }
         const endOfEpoch = batchIndex >= epochSteps;
-        if (interrupted || (step % config.checkpointEverySteps === 0 && !endOfEpoch)) {
+        if (interrupted || (budgetSpent && !endOfEpoch) || (step % config.checkpointEverySteps === 0 && !endOfEpoch)) {
           saveCheckpoint(ckptDir, state(step, epoch, batchIndex, { best }));
           pruneCheckpoints(ckptDir, config.keepLast);
         }
-        if (interrupted) break;
+        if (interrupted || budgetSpent) break;
       }
       progress?.finish();
       startBatch = 0;
       if (interrupted) {
         log(`interrupted: saved a checkpoint at step ${step}; continue with --resume`);
+        break;
+      }
+      if (budgetSpent && batchIndex < epochSteps) {
+        log(`budget spent at step ${step}, epoch ${epoch + 1} batch ${batchIndex}: saved a checkpoint`);
+        const seconds = (performance.now() - epochStart) / 1000;
+        const partial = {
+          epoch: epoch + 1,
+          steps: step,
+          metrics: meters.means(),
+          imagesPerSecond: images / seconds,
+          seconds,
+          lr: optimizers[phases[0].name].lr,
+        };
+        history.push(partial);
+        record({ type: 'epoch', partial: true, ...partial });
         break;
       }
       await instance.onEpochEnd?.(context(epoch, false, epochExtra));
@@ -478,7 +533,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       history.push(entry);
       record({ type: 'epoch', ...entry });
       log(
-        `epoch ${epoch + 1}/${config.epochs}  ${formatMetrics(metrics)}  ${entry.imagesPerSecond.toFixed(0)} img/s  ${seconds.toFixed(1)} s`,
+        `epoch ${epoch + 1}/${epochLimit()}  ${formatMetrics(metrics)}  ${entry.imagesPerSecond.toFixed(0)} img/s  ${seconds.toFixed(1)} s`,
       );
       const score = metrics[selection.metric];
       if (score === undefined) log(`warning: the selection metric '${selection.metric}' was not logged this epoch`);
@@ -502,6 +557,8 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     steps: step,
     history,
     interrupted,
+    stopped: interrupted ? 'signal' : budgetSpent ? 'budget' : 'epochs',
+    imagesSeen,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     wallSeconds: (performance.now() - wallStart) / 1000,
   };

@@ -14,6 +14,7 @@ import { writeStore } from '../../src/data/store.js';
 import type { SampleStore } from '../../src/data/store.js';
 import { tasks } from '../../src/tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextBatch, PretextTask, StepResult, TaskInstance, TaskState } from '../../src/tasks/task.js';
+import { parseBudget } from '../../src/train/budget.js';
 import { listCheckpoints } from '../../src/train/checkpoint.js';
 import { DivergenceError, resolveConfig, subsetIndices, train } from '../../src/train/trainer.js';
 
@@ -67,14 +68,7 @@ const newTrace = (): Trace => ({ calls: [], frozenOthers: [], epochStarts: [], b
 /** Sample index of each image of a batch, recovered from the index store's constant pixels. */
 function samplesOf(batch: Batch, store: SampleStore): number[] {
   const { mean, std } = datasetStats(store);
-  return batch.images
-    .select(1, 0)
-    .mean([1, 2])
-    .mul(std[0])
-    .add(mean[0])
-    .mul(255)
-    .round()
-    .toArray();
+  return batch.images.select(1, 0).mean([1, 2]).mul(std[0]).add(mean[0]).mul(255).round().toArray();
 }
 
 class FakeInstance implements TaskInstance {
@@ -219,7 +213,10 @@ test('phases alternate in order with their ratio and start, and never write into
   assert.deepEqual(trace.calls, ['generator@0', 'discriminator@1', 'discriminator@1', 'generator@1', 'discriminator@2']);
   assert.ok(trace.frozenOthers.every(Boolean), 'other phases are frozen while a phase runs');
   // The discriminator's accuracy metric stayed at 1: the collapse warning fires after 3 steps.
-  assert.ok(lines.some((l) => /warning: discriminator\/acc has been 1 for 3 steps/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /warning: discriminator\/acc has been 1 for 3 steps/.test(l)),
+    lines.join('\n'),
+  );
 });
 
 test('the selection metric picks best, with its direction', async () => {
@@ -262,7 +259,10 @@ test('task state is saved with checkpoints and restored on resume; a truncated l
   truncateSync(latest.sidecar, 20);
   writeFileSync(join(out, 'checkpoints', '.ckpt-000000009.safetensors.123.tmp'), 'partial');
   const { result, lines } = await run({ out: `./${relative(process.cwd(), out)}`, epochs: 3, limit: 16 }, indexStore(16), true);
-  assert.ok(lines.some((l) => l.includes(latest.sidecar) && /unreadable/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.includes(latest.sidecar) && /unreadable/.test(l)),
+    lines.join('\n'),
+  );
   assert.ok(lines.some((l) => /removed 1 temporary file/.test(l)));
   assert.ok(!readdirSync(join(out, 'checkpoints')).some((f) => f.endsWith('.tmp')));
   // Fell back to the end of epoch 1 (4 steps), so two more epochs ran.
@@ -329,4 +329,37 @@ test('a second data source reaches prepare() batch by batch', async () => {
   // Two different batches of the 8-sample real store per epoch, cycling into its next epoch.
   assert.ok(trace.sourceMeans.every((m) => Number.isFinite(m)));
   assert.notEqual(trace.sourceMeans[0], trace.sourceMeans[1]);
+});
+
+test('budgets parse from the CLI forms and refuse others', () => {
+  assert.deepEqual(parseBudget('30cpu-min'), { cpuMinutes: 30 });
+  assert.deepEqual(parseBudget('15min'), { wallMinutes: 15 });
+  assert.deepEqual(parseBudget('2.5 cpumin'), { cpuMinutes: 2.5 });
+  assert.throws(() => parseBudget('30'), /--budget '30': expected a positive number of minutes/);
+  assert.throws(() => parseBudget('0min'), /positive/);
+  assert.throws(() => resolveConfig({ task: 'fake', data: 'x', out: 'o', budget: {} }), /exactly one of cpuMinutes and wallMinutes/);
+});
+
+test('a budgeted run stops at the budget with the schedule decayed to its end', async () => {
+  const out = tempDir();
+  const budget = { wallMinutes: 0.03, calibrationSteps: 5 };
+  const schedule = { name: 'cosine', minLrRatio: 0 };
+  const { result, lines } = await run({ out, epochs: 1000, limit: 16, budget, schedule, logEverySteps: 1 }, indexStore(16));
+  assert.equal(result.stopped, 'budget');
+  const plan = Number(/budget 0.03min: (\d+) steps/.exec(lines.join('\n'))?.[1]);
+  assert.ok(plan > 6 && result.steps <= plan, `planned ${plan}, ran ${result.steps}`);
+  assert.ok(result.wallSeconds < 0.03 * 60 + 5, `${result.wallSeconds} s`);
+  assert.equal(result.imagesSeen, result.steps * 4);
+  const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'step');
+  const lastLr = steps.at(-1).lr;
+  // The cosine schedule runs over the planned steps, so the last rate is its value at that point of the plan.
+  const expected = 0.001 * 0.5 * (1 + Math.cos((Math.PI * result.steps) / plan)); // the first phase: discriminator, Adam 0.001
+  assert.ok(Math.abs(lastLr - expected) < 1e-9, `last lr ${lastLr}, cosine over ${plan} steps gives ${expected}`);
+  const sidecar = JSON.parse(readFileSync(listCheckpoints(join(out, 'checkpoints')).at(-1)!.sidecar, 'utf8'));
+  assert.equal(sidecar.info.plannedSteps, plan);
+  assert.ok(sidecar.info.budgetSpent > 0);
 });
