@@ -103,13 +103,17 @@ export const trainConfigSchema = z
      * laid out over the steps it buys, measured over `calibrationSteps` steps at the start.
      */
     budget: z
-      .object({
-        cpuMinutes: z.number().positive().optional(),
-        wallMinutes: z.number().positive().optional(),
-        calibrationSteps: z.number().int().min(2).default(10),
-      })
-      .strict()
-      .refine((b) => (b.cpuMinutes === undefined) !== (b.wallMinutes === undefined), 'give exactly one of cpuMinutes and wallMinutes')
+      .preprocess(
+        (v) => (typeof v === 'string' ? parseBudget(v) : v),
+        z
+          .object({
+            cpuMinutes: z.number().positive().optional(),
+            wallMinutes: z.number().positive().optional(),
+            calibrationSteps: z.number().int().min(2).default(10),
+          })
+          .strict()
+          .refine((b) => (b.cpuMinutes === undefined) !== (b.wallMinutes === undefined), 'give exactly one of cpuMinutes and wallMinutes'),
+      )
       .optional(),
     /** Stop when a loss is not finite, or exceeds `factor` times its running mean after `afterSteps` steps. */
     divergence: z
@@ -127,6 +131,16 @@ export const trainConfigSchema = z
     logEverySteps: z.number().int().positive().default(20),
   })
   .strict();
+
+/** Parses `30cpu-min` (CPU time of the whole process, all threads) or `15min` (wall clock). */
+export function parseBudget(text: string): { cpuMinutes?: number; wallMinutes?: number } {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(cpu-?min|min)\s*$/i.exec(text);
+  if (!match || !(Number(match[1]) > 0)) {
+    throw new ConfigError(`budget '${text}': expected a positive number of minutes, e.g. 30cpu-min (CPU time) or 15min (wall clock)`);
+  }
+  const minutes = Number(match[1]);
+  return /cpu/i.test(match[2]) ? { cpuMinutes: minutes } : { wallMinutes: minutes };
+}
 
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
 /** Every field of a training config, as tasks state their defaults. */

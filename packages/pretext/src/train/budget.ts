@@ -2,19 +2,11 @@
 // and its learning-rate schedule is laid out over the steps the budget buys, measured by a short
 // calibration at the start, so the rate still decays to its end.
 
+export { parseBudget } from '../config/schema.js';
+
 export interface BudgetSetting {
   cpuMinutes?: number;
   wallMinutes?: number;
-}
-
-/** Parses `30cpu-min` (CPU time of the whole process, all threads) or `15min` (wall clock). */
-export function parseBudget(text: string): BudgetSetting {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(cpu-?min|min)\s*$/i.exec(text);
-  if (!match || !(Number(match[1]) > 0)) {
-    throw new Error(`--budget '${text}': expected a positive number of minutes, e.g. 30cpu-min (CPU time) or 15min (wall clock)`);
-  }
-  const minutes = Number(match[1]);
-  return /cpu/i.test(match[2]) ? { cpuMinutes: minutes } : { wallMinutes: minutes };
 }
 
 /** Human form of a budget, as parseBudget reads it. */

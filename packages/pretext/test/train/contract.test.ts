@@ -335,9 +335,11 @@ test('budgets parse from the CLI forms and refuse others', () => {
   assert.deepEqual(parseBudget('30cpu-min'), { cpuMinutes: 30 });
   assert.deepEqual(parseBudget('15min'), { wallMinutes: 15 });
   assert.deepEqual(parseBudget('2.5 cpumin'), { cpuMinutes: 2.5 });
-  assert.throws(() => parseBudget('30'), /--budget '30': expected a positive number of minutes/);
+  assert.throws(() => parseBudget('30'), /budget '30': expected a positive number of minutes/);
   assert.throws(() => parseBudget('0min'), /positive/);
   assert.throws(() => resolveConfig({ task: 'fake', data: 'x', out: 'o', budget: {} }), /exactly one of cpuMinutes and wallMinutes/);
+  // Config files and bench rows state budgets in the same words as the flag.
+  assert.equal(resolveConfig({ task: 'fake', data: 'x', out: 'o', budget: '30cpu-min' }).budget?.cpuMinutes, 30);
 });
 
 test('a budgeted run stops at the budget with the schedule decayed to its end', async () => {
