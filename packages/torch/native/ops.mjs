@@ -224,6 +224,22 @@ export const functionOps = [
   ['stack(Tensor[] tensors, int dim=0) -> Tensor'],
   ['where(Tensor condition, Tensor self, Operand other) -> Tensor'],
   ['einsum(str equation, Tensor[] tensors) -> Tensor'],
+
+  // multi-tensor ops: an optimizer step in a handful of native calls instead of a few per parameter
+  ['foreach_add_(Tensor[] self, Tensor[] other, Scalar alpha=1) -> void', 'at::_foreach_add_(self, other, alpha)'],
+  ['foreach_add(Tensor[] self, Tensor[] other, Scalar alpha=1) -> Tensor[]', 'at::_foreach_add(self, other, alpha)'],
+  ['foreach_add_scalar_(Tensor[] self, Scalar scalar) -> void', 'at::_foreach_add_(self, scalar)'],
+  ['foreach_mul_(Tensor[] self, Scalar scalar) -> void', 'at::_foreach_mul_(self, scalar)'],
+  ['foreach_div_(Tensor[] self, Scalar scalar) -> void', 'at::_foreach_div_(self, scalar)'],
+  [
+    'foreach_addcmul_(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> void',
+    'at::_foreach_addcmul_(self, tensor1, tensor2, value)',
+  ],
+  [
+    'foreach_addcdiv_(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> void',
+    'at::_foreach_addcdiv_(self, tensor1, tensor2, value)',
+  ],
+  ['foreach_sqrt(Tensor[] self) -> Tensor[]', 'at::_foreach_sqrt(self)'],
 ];
 
 export const nnOps = [

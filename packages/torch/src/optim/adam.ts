@@ -1,5 +1,15 @@
 import type { Tensor } from '../tensor.js';
-import { zerosLike } from '../generated/functions.js';
+import {
+  foreachAdd,
+  foreachAdd_,
+  foreachAddcdiv_,
+  foreachAddcmul_,
+  foreachAddScalar_,
+  foreachDiv_,
+  foreachMul_,
+  foreachSqrt,
+  zerosLike,
+} from '../generated/functions.js';
 import { Optimizer, type ParamState } from './optimizer.js';
 
 export interface AdamOptions {
@@ -26,20 +36,31 @@ export class Adam extends Optimizer<AdamOptions> {
     if (!(o.weightDecay! >= 0)) throw new RangeError(`${name}: 'weightDecay' must be non-negative, got ${o.weightDecay}`);
   }
 
-  protected update(param: Tensor, grad: Tensor, state: ParamState, o: AdamOptions): void {
+  protected updateGroup(params: Tensor[], grads: Tensor[], states: ParamState[], o: AdamOptions): void {
     const [beta1, beta2] = o.betas!;
-    const step = ((state.step as number | undefined) ?? 0) + 1;
-    state.step = step;
-    if (this.decoupled) param.mul_(1 - o.lr * o.weightDecay!);
-    const g = !this.decoupled && o.weightDecay ? grad.add(param, o.weightDecay) : grad;
-    const expAvg = (state.expAvg as Tensor | undefined) ?? zerosLike(param);
-    const expAvgSq = (state.expAvgSq as Tensor | undefined) ?? zerosLike(param);
-    state.expAvg = expAvg.mul_(beta1).add_(g, 1 - beta1);
-    state.expAvgSq = expAvgSq.mul_(beta2).addcmul_(g, g, 1 - beta2);
-    const biasCorrection1 = 1 - beta1 ** step;
-    const biasCorrection2 = 1 - beta2 ** step;
-    const denom = expAvgSq.sqrt().div_(Math.sqrt(biasCorrection2)).add_(o.eps!);
-    param.addcdiv_(expAvg, denom, -o.lr / biasCorrection1);
+    if (this.decoupled && o.weightDecay) foreachMul_(params, 1 - o.lr * o.weightDecay);
+    const g = !this.decoupled && o.weightDecay ? foreachAdd(grads, params, o.weightDecay) : grads;
+    for (const [i, s] of states.entries()) {
+      s.step = ((s.step as number | undefined) ?? 0) + 1;
+      s.expAvg ??= zerosLike(params[i]);
+      s.expAvgSq ??= zerosLike(params[i]);
+    }
+    const expAvg = states.map((s) => s.expAvg as Tensor);
+    const expAvgSq = states.map((s) => s.expAvgSq as Tensor);
+    foreachMul_(expAvg, beta1);
+    foreachAdd_(expAvg, g, 1 - beta1);
+    foreachMul_(expAvgSq, beta2);
+    foreachAddcmul_(expAvgSq, g, g, 1 - beta2);
+    // Bias corrections depend on each parameter's step count: one batch of ops per count (usually one).
+    const byStep = new Map<number, number[]>();
+    states.forEach((s, i) => byStep.set(s.step as number, [...(byStep.get(s.step as number) ?? []), i]));
+    for (const [step, members] of byStep) {
+      const pick = <T>(xs: T[]) => members.map((i) => xs[i]);
+      const denom = foreachSqrt(pick(expAvgSq));
+      foreachDiv_(denom, Math.sqrt(1 - beta2 ** step));
+      foreachAddScalar_(denom, o.eps!);
+      foreachAddcdiv_(pick(params), pick(expAvg), denom, -o.lr / (1 - beta1 ** step));
+    }
   }
 }
 

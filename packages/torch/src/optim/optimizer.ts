@@ -31,21 +31,30 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   protected abstract validate(options: H): void;
 
-  /** Updates one parameter from its gradient; runs under noGrad inside a scope. */
-  protected abstract update(param: Tensor, grad: Tensor, state: ParamState, options: H): void;
+  /**
+   * Updates a group's parameters that have gradients, all together (multi-tensor ops: a few native
+   * calls per step, as PyTorch's foreach implementations); runs under noGrad inside a scope.
+   */
+  protected abstract updateGroup(params: Tensor[], grads: Tensor[], states: ParamState[], options: H): void;
 
   step(): void {
     noGrad(() =>
       tidy(() => {
         for (const group of this.paramGroups) {
-          for (const p of group.params) {
-            const g = p.grad;
-            if (!g) continue;
+          const params = group.params.filter((p) => p.grad);
+          if (!params.length) continue;
+          const states = params.map((p) => {
             let state = this.state.get(p);
             if (!state) this.state.set(p, (state = {}));
-            this.update(p, g, state, group.options);
-            for (const v of Object.values(state)) if (typeof v !== 'number') keep(v);
-          }
+            return state;
+          });
+          this.updateGroup(
+            params,
+            params.map((p) => p.grad!),
+            states,
+            group.options,
+          );
+          for (const state of states) for (const v of Object.values(state)) if (typeof v !== 'number') keep(v);
         }
       }),
     );

@@ -1,3 +1,4 @@
+import { foreachAdd, foreachAdd_, foreachMul_ } from '../generated/functions.js';
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type ParamState } from './optimizer.js';
 
@@ -23,14 +24,23 @@ export class SGD extends Optimizer<SGDOptions> {
       throw new RangeError("SGD: 'nesterov' needs a positive momentum and zero dampening");
   }
 
-  protected update(param: Tensor, grad: Tensor, state: ParamState, o: SGDOptions): void {
-    let d = o.weightDecay ? grad.add(param, o.weightDecay) : grad;
+  protected updateGroup(params: Tensor[], grads: Tensor[], states: ParamState[], o: SGDOptions): void {
+    let d = o.weightDecay ? foreachAdd(grads, params, o.weightDecay) : grads;
     if (o.momentum) {
-      const previous = state.momentumBuffer as Tensor | undefined;
-      const buf = previous ? previous.mul_(o.momentum).add_(d, 1 - o.dampening!) : d.clone();
-      state.momentumBuffer = buf;
-      d = o.nesterov ? d.add(buf, o.momentum) : buf;
+      const running = states.flatMap((s, i) => (s.momentumBuffer ? [i] : []));
+      if (running.length) {
+        const buffers = running.map((i) => states[i].momentumBuffer as Tensor);
+        foreachMul_(buffers, o.momentum);
+        foreachAdd_(
+          buffers,
+          running.map((i) => d[i]),
+          1 - o.dampening!,
+        );
+      }
+      states.forEach((s, i) => (s.momentumBuffer ??= d[i].clone()));
+      const buffers = states.map((s) => s.momentumBuffer as Tensor);
+      d = o.nesterov ? foreachAdd(d, buffers, o.momentum) : buffers;
     }
-    param.add_(d, -o.lr);
+    foreachAdd_(params, d, -o.lr);
   }
 }
