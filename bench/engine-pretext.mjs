@@ -15,6 +15,7 @@ const { values: a } = parseArgs({
     'min-seconds': { type: 'string', default: '10' },
     'max-steps': { type: 'string', default: '1000000' },
     'rss-at': { type: 'string', default: '' },
+    bf16: { type: 'boolean', default: false },
   },
 });
 const batch = Number(a.batch);
@@ -67,7 +68,8 @@ let loss = 0;
 for (let step = 1; ; step++) {
   loss = tidy(() => {
     opt.zeroGrad();
-    const l = F.crossEntropy(head.forward(trunk.forward(pool[step % 4]).mean([2, 3])), labels[step % 4]);
+    const forward = () => F.crossEntropy(head.forward(trunk.forward(pool[step % 4]).mean([2, 3])), labels[step % 4]);
+    const l = a.bf16 ? torch.autocast('cpu', 'bfloat16', forward) : forward();
     l.backward();
     opt.step();
     return step % 50 === 0 ? l.item() : loss;

@@ -75,6 +75,7 @@ def main():
     p.add_argument("--rss-at", type=int, nargs="*", default=[])
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--channels-last", action="store_true", help="convert the model as PyTorch's memory_format docs advise")
+    p.add_argument("--bf16", action="store_true", help="forward and loss under torch.autocast('cpu', dtype=torch.bfloat16)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -92,7 +93,8 @@ def main():
     while True:
         x, y = pool[step % len(pool)]
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(head(trunk(x).mean((2, 3))), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            loss = F.cross_entropy(head(trunk(x).mean((2, 3))), y)
         loss.backward()
         opt.step()
         step += 1

@@ -5,6 +5,7 @@
 #include "cpu_cache.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
@@ -369,6 +370,30 @@ Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), previous);
 }
 
+// Autocast on the CPU, as torch.autocast('cpu', dtype) enters and leaves it: the previous state
+// comes back on exit, and the cast-weight cache is cleared when the outermost scope ends.
+Napi::Value AutocastCpuEnter(const Napi::CallbackInfo& info) {
+  Args a{info, "autocastCpuEnter"};
+  auto dtype = static_cast<at::ScalarType>(a.int64(0, "dtype"));
+  auto previous = Napi::Array::New(info.Env(), 2);
+  previous.Set(uint32_t(0), Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()));
+  previous.Set(uint32_t(1), Napi::Number::New(info.Env(), static_cast<double>(at::autocast::get_autocast_cpu_dtype())));
+  at::autocast::set_autocast_cpu_dtype(dtype);
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::increment_nesting();
+  return previous;
+}
+
+Napi::Value AutocastCpuExit(const Napi::CallbackInfo& info) {
+  Args a{info, "autocastCpuExit"};
+  bool enabled = a.boolean(0, "enabled");
+  auto dtype = static_cast<at::ScalarType>(a.int64(1, "dtype"));
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(enabled);
+  at::autocast::set_autocast_cpu_dtype(dtype);
+  return info.Env().Undefined();
+}
+
 Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
@@ -465,6 +490,8 @@ void RegisterCoreOps(Napi::Env env, Napi::Object exports) {
   fn("manualSeed", ManualSeed);
   fn("setGradEnabled", SetGradEnabled);
   fn("isGradEnabled", IsGradEnabled);
+  fn("autocastCpuEnter", AutocastCpuEnter);
+  fn("autocastCpuExit", AutocastCpuExit);
   fn("autogradGrad", AutogradGrad);
   fn("backward", Backward);
   fn("runtimeInfo", RuntimeInfo);

@@ -1,4 +1,5 @@
 // Grad-mode scopes and functional gradients.
+import { dtypeCodes } from './dtype.js';
 import { handles, native, wrap } from './handle.js';
 import type { Tensor } from './tensor.js';
 
@@ -20,6 +21,23 @@ export function noGrad<T>(fn: () => T): T {
 
 export function enableGrad<T>(fn: () => T): T {
   return withGradMode(true, fn);
+}
+
+/**
+ * Runs `fn` with autocast on the CPU, as `torch.autocast('cpu', dtype=torch.bfloat16)`: matmuls
+ * and convolutions compute in bfloat16 (fast on CPUs with AVX512-BF16 or AMX), precision-sensitive
+ * ops stay in float32, and the gradients of float32 parameters come back in float32.
+ */
+export function autocast<T>(device: 'cpu', dtype: 'bfloat16' | 'float16', fn: () => T): T {
+  if (device !== 'cpu') throw new Error(`autocast: only 'cpu' is supported here, got '${device}'`);
+  const [enabled, previous] = native.autocastCpuEnter(dtypeCodes[dtype]);
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new Error('autocast: the function must be synchronous');
+    return result;
+  } finally {
+    native.autocastCpuExit(enabled, previous);
+  }
 }
 
 export function isGradEnabled(): boolean {

@@ -44,6 +44,8 @@ export interface CoreNative {
   manualSeed(seed: number): void;
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
+  autocastCpuEnter(dtype: number): [boolean, number];
+  autocastCpuExit(enabled: boolean, dtype: number): void;
   autogradGrad(
     outputs: Handle[],
     inputs: Handle[],

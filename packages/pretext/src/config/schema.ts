@@ -122,6 +122,8 @@ export const trainConfigSchema = z
       .default({ factor: 100, afterSteps: 50 }),
     gradClip: z.number().positive().optional(),
     seed: z.number().int().nonnegative().default(0),
+    /** 'bf16' runs each phase's forward and loss under CPU autocast to bfloat16 (fast on AVX512-BF16 and AMX CPUs). */
+    precision: z.enum(['fp32', 'bf16']).default('fp32'),
     /** Bit-exact resumption: fixes the thread count and restores every RNG and loader position. */
     deterministic: z.boolean().default(false),
     threads: z.number().int().positive().optional(),

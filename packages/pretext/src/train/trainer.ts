@@ -411,7 +411,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   const budgetNote = config.budget ? `, budget ${formatBudget(config.budget)}` : '';
   log(
     `pretraining ${task.name} on ${config.data} (${trainIndices.length} images of ${imageSize}x${imageSize}, batch ${config.batchSize}, ` +
-      `${stepsPerEpoch} steps/epoch) with ${modelName}, ${torch.getNumThreads()} threads${budgetNote}`,
+      `${stepsPerEpoch} steps/epoch) with ${modelName}, ${torch.getNumThreads()} threads${config.precision === 'bf16' ? ', bf16 autocast' : ''}${budgetNote}`,
   );
 
   const context = (epoch: number, resumed: boolean, extra: Record<string, number>): EpochContext => ({
@@ -454,7 +454,8 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
             const opt = optimizers[phase.name];
             withOnlyGrads(new Set(phase.parameters), allParameters, () => {
               opt.zeroGrad();
-              const { loss, metrics } = instance.step(prepared, phase.name);
+              const forward = () => instance.step(prepared, phase.name);
+              const { loss, metrics } = config.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward();
               loss.backward();
               if (config.gradClip) torch.optim.clipGradNorm_(phase.parameters, config.gradClip);
               opt.step();

@@ -50,6 +50,7 @@ interface Trace {
   batchSamples: number[][];
   sourceMeans: number[];
   stepsSeen: number;
+  dtypes: string[];
 }
 
 const fakeOptions = z
@@ -63,7 +64,7 @@ const fakeOptions = z
 let trace: Trace;
 /** The generator step (task-state count) at which the loss turns NaN; -1 never. */
 let nanAtStep = -1;
-const newTrace = (): Trace => ({ calls: [], frozenOthers: [], epochStarts: [], batchSamples: [], sourceMeans: [], stepsSeen: 0 });
+const newTrace = (): Trace => ({ calls: [], frozenOthers: [], epochStarts: [], batchSamples: [], sourceMeans: [], stepsSeen: 0, dtypes: [] });
 
 /** Sample index of each image of a batch, recovered from the index store's constant pixels. */
 function samplesOf(batch: Batch, store: SampleStore): number[] {
@@ -105,6 +106,7 @@ class FakeInstance implements TaskInstance {
     trace.frozenOthers.push(other.parameters().every((p) => !p.requiresGrad) && own.parameters().every((p) => p.requiresGrad));
     // Both losses run through both modules, so only the trainer keeps gradients apart.
     const score = this.modules.discriminator.forward(this.modules.generator.forward(batch.inputs));
+    trace.dtypes.push(score.dtype);
     let loss = phase === 'generator' ? score.square().mean() : score.sub(1).square().mean();
     if (phase === 'generator') {
       if (this.steps === nanAtStep) loss = loss.mul(Number.NaN);
@@ -364,4 +366,13 @@ test('a budgeted run stops at the budget with the schedule decayed to its end', 
   const sidecar = JSON.parse(readFileSync(listCheckpoints(join(out, 'checkpoints')).at(-1)!.sidecar, 'utf8'));
   assert.equal(sidecar.info.plannedSteps, plan);
   assert.ok(sidecar.info.budgetSpent > 0);
+});
+
+test('--precision bf16 runs every phase under CPU autocast', async () => {
+  const out = tempDir();
+  const { lines } = await run({ out, epochs: 1, limit: 16, precision: 'bf16' }, indexStore(16));
+  assert.ok(trace.dtypes.length > 0 && trace.dtypes.every((d) => d === 'bfloat16'), trace.dtypes.join());
+  assert.ok(lines.some((l) => /bf16 autocast/.test(l)));
+  await run({ out: tempDir(), epochs: 1, limit: 16 }, indexStore(16));
+  assert.ok(trace.dtypes.every((d) => d === 'float32'));
 });

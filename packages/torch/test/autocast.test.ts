@@ -1,0 +1,59 @@
+// CPU autocast: matmuls and convolutions run in bfloat16 inside the scope, the state before it
+// comes back after (also on errors and when nested), and float32 parameters get float32 gradients.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as torch from '../src/index.js';
+
+const { nn } = torch;
+
+test('conv and linear compute in bfloat16 inside autocast and in float32 outside', () => {
+  torch.manualSeed(0);
+  const conv = new nn.Conv2d(3, 4, 3, { padding: 1 });
+  const linear = new nn.Linear(4, 2);
+  const x = torch.randn([2, 3, 6, 6]);
+  const [inside, logits] = torch.autocast('cpu', 'bfloat16', () => {
+    const y = conv.forward(x);
+    return [y, linear.forward(y.mean([2, 3]))];
+  });
+  assert.equal(inside.dtype, 'bfloat16');
+  assert.equal(logits.dtype, 'bfloat16');
+  const reference = conv.forward(x);
+  assert.equal(reference.dtype, 'float32');
+  // bfloat16 keeps 8 bits of mantissa: the results agree to about 1%.
+  const error = inside.float().sub(reference).abs().max().item();
+  assert.ok(error < 0.05 * reference.abs().max().item(), `max error ${error}`);
+});
+
+test('gradients of float32 parameters stay float32 and match the float32 ones closely', () => {
+  torch.manualSeed(1);
+  const linear = new nn.Linear(8, 3);
+  const x = torch.randn([16, 8]);
+  const target = torch.randint(0, 3, [16]);
+  const loss = torch.autocast('cpu', 'bfloat16', () => nn.functional.crossEntropy(linear.forward(x), target));
+  assert.equal(loss.dtype, 'float32', 'cross-entropy runs in float32 under autocast');
+  loss.backward();
+  const mixed = linear.weight.grad!.clone();
+  assert.equal(mixed.dtype, 'float32');
+  linear.weight.grad = undefined;
+  nn.functional.crossEntropy(linear.forward(x), target).backward();
+  const exact = linear.weight.grad!;
+  assert.ok(mixed.sub(exact).abs().max().item() < 0.02 * exact.abs().max().item() + 1e-3);
+});
+
+test('nesting and errors restore the state before the scope', () => {
+  const linear = new nn.Linear(4, 4);
+  const x = torch.randn([2, 4]);
+  assert.throws(
+    () =>
+      torch.autocast('cpu', 'bfloat16', () => {
+        throw new Error('inside');
+      }),
+    /inside/,
+  );
+  assert.equal(linear.forward(x).dtype, 'float32', 'an error inside leaves autocast off');
+  torch.autocast('cpu', 'bfloat16', () => {
+    torch.autocast('cpu', 'bfloat16', () => linear.forward(x));
+    assert.equal(linear.forward(x).dtype, 'bfloat16', 'the outer scope is still on after an inner one');
+  });
+  assert.equal(linear.forward(x).dtype, 'float32');
+});
