@@ -374,5 +374,6 @@ test('--precision bf16 runs every phase under CPU autocast', async () => {
   assert.ok(trace.dtypes.length > 0 && trace.dtypes.every((d) => d === 'bfloat16'), trace.dtypes.join());
   assert.ok(lines.some((l) => /bf16 autocast/.test(l)));
   await run({ out: tempDir(), epochs: 1, limit: 16 }, indexStore(16));
-  assert.ok(trace.dtypes.every((d) => d === 'float32'));
+  const plain: string[] = trace.dtypes;
+  assert.ok(plain.every((d) => d === 'float32'));
 });
