@@ -512,6 +512,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   });
   shim::RegisterCoreOps(env, exports);
   shim::RegisterGeneratedOps(env, exports);
+  shim::RegisterDistributedOps(env, exports);
   return exports;
 }
 

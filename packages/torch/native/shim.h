@@ -110,5 +110,6 @@ Napi::Value Guard(const Napi::CallbackInfo& info, const char* op, F&& body) {
 
 void RegisterGeneratedOps(Napi::Env env, Napi::Object exports);
 void RegisterCoreOps(Napi::Env env, Napi::Object exports);
+void RegisterDistributedOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace shim

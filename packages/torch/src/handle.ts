@@ -57,6 +57,12 @@ export interface CoreNative {
   backward(h: Handle, gradient: Handle | undefined, retainGraph: boolean, createGraph: boolean): void;
   cpuCacheStats(): CpuCacheStats;
   emptyCpuCache(): number;
+  distInitProcessGroup(masterAddr: string, masterPort: number, rank: number, worldSize: number, timeoutMs: number): Promise<number>;
+  distAllReduce(group: number, tensors: Handle[], op: string, blocking?: boolean): Promise<void> | undefined;
+  distBroadcast(group: number, tensors: Handle[], src: number, blocking?: boolean): Promise<void> | undefined;
+  distAllGather(group: number, outputs: Handle[], input: Handle, blocking?: boolean): Promise<void> | undefined;
+  distBarrier(group: number, blocking?: boolean): Promise<void> | undefined;
+  distDestroyProcessGroup(group: number): void;
   runtimeInfo(): { libtorchVersion: string; cudaAvailable: boolean; mkldnnAvailable: boolean; parallelInfo: string };
 }
 
