@@ -150,8 +150,8 @@ export interface PretextTask<O extends z.ZodTypeAny = z.ZodTypeAny> {
     /** Further data sources by name; each is set by `--<name> <data>` or the config field `sources.<name>`. */
     sources?: Record<string, { description: string; default?: string }>;
   };
-  /** Channels the backbone takes, given the data's (1 for colorization's L input); default the data's. */
-  readonly inputChannels?: (dataChannels: number) => number;
+  /** Channels the backbone takes, given the data's and the task options (1 for colorization's L input); default the data's. */
+  readonly inputChannels?: (dataChannels: number, options: z.infer<O>) => number;
   create(
     backbone: Backbone,
     options: z.infer<O>,

@@ -12,6 +12,7 @@ import { backbones, createBackbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextTask, TaskInstance } from '../tasks/task.js';
 import { BudgetClock, formatBudget, plannedSteps } from './budget.js';
+import { joinRanks } from './parallel.js';
 import { loadLatestCheckpoint, pruneCheckpoints, removeOrphanedTemporaries, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import type { RunData } from './pretrained.js';
 import type { z } from 'zod';
@@ -240,6 +241,18 @@ async function sourceBatches(sources: Map<string, SourceStream>, step: number): 
   return out;
 }
 
+/** This rank's items of a task's epoch order: items r, r + W, r + 2W, ... (as the loader shards its own order). */
+function shardItems(order: Int32Array | undefined, samplesPerItem: number, parallel: { rank: number; worldSize: number }) {
+  if (!order || parallel.worldSize === 1) return order;
+  const items = Math.floor(order.length / samplesPerItem / parallel.worldSize);
+  const out = new Int32Array(items * samplesPerItem);
+  for (let k = 0; k < items; k++) {
+    const from = (parallel.rank + k * parallel.worldSize) * samplesPerItem;
+    out.set(order.subarray(from, from + samplesPerItem), k * samplesPerItem);
+  }
+  return out;
+}
+
 /** Whether a phase runs on this step. */
 const runsNow = (phase: OptimizerPhase, epoch: number, step: number) =>
   step % (phase.every ?? 1) === 0 && (phase.active?.({ epoch, step }) ?? true);
@@ -260,11 +273,13 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 
 export async function train(input: TrainConfigInput | Record<string, unknown>, options: TrainOptions = {}): Promise<TrainResult> {
   const config = resolveConfig(input);
-  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const parallel = await joinRanks(config.threads, options.log ?? ((line: string) => process.stderr.write(line + '\n')));
+  // Rank 0 speaks and writes for every rank.
+  const log = parallel.isMain ? (options.log ?? ((line: string) => process.stderr.write(line + '\n'))) : () => {};
   const runDir = config.out;
   const ckptDir = join(runDir, 'checkpoints');
   mkdirSync(runDir, { recursive: true });
-  const orphans = removeOrphanedTemporaries(ckptDir);
+  const orphans = parallel.isMain ? removeOrphanedTemporaries(ckptDir) : [];
   if (orphans.length) log(`removed ${orphans.length} temporary file(s) left by an interrupted checkpoint write: ${orphans.join(', ')}`);
   const configPath = join(runDir, 'config.json');
   if (options.resume && existsSync(configPath)) {
@@ -274,7 +289,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     const differs = Object.keys(config).filter((k) => k !== 'epochs' && !same(k, saved[k], (config as Record<string, unknown>)[k]));
     if (differs.length) throw new Error(`--resume: the config differs from the run's saved config in ${differs.join(', ')}`);
   }
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  if (parallel.isMain) writeFileSync(configPath, JSON.stringify(config, null, 2));
 
   if (config.threads) torch.setNumThreads(config.threads);
   torch.manualSeed(config.seed);
@@ -289,18 +304,22 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     augment: config.augment,
     indices: config.limit ? trainIndices : undefined,
     outputSize: config.imageSize,
+    rank: parallel.rank,
+    worldSize: parallel.worldSize,
   });
   const imageSize = config.imageSize ?? store.height;
   const runData: RunData = { channels: store.channels, imageSize, ...loader.stats(), samples: loader.numSamples };
-  writeFileSync(join(runDir, 'data.json'), JSON.stringify(runData, null, 2));
-  const backbone = createBackbone(config.backbone, task.inputChannels?.(store.channels) ?? store.channels);
+  if (parallel.isMain) writeFileSync(join(runDir, 'data.json'), JSON.stringify(runData, null, 2));
+  const backbone = createBackbone(config.backbone, task.inputChannels?.(store.channels, config.taskOptions) ?? store.channels);
   const instance = task.create(backbone, config.taskOptions, { inChannels: store.channels, imageSize, store });
   const phases = instance.phases();
   const allParameters = [...new Set(phases.flatMap((p) => p.parameters))];
   const optimizers = Object.fromEntries(
     phases.map((p) => [p.name, makeOptimizer(settingOf(config.optimizer, 'optimizer', phases, p.name), p.parameters)]),
   );
-  const nominalSteps = instance.epochOrder ? Math.floor(trainIndices.length / config.batchSize) : loader.batchesPerEpoch;
+  const nominalSteps = instance.epochOrder
+    ? Math.floor(trainIndices.length / config.batchSize / parallel.worldSize)
+    : loader.batchesPerEpoch;
   const stepsPerEpoch = Math.min(nominalSteps, config.stepsPerEpoch ?? Infinity);
   if (stepsPerEpoch < 1) {
     const limited = config.limit ? ` (--limit ${config.limit} of the store's ${store.n})` : '';
@@ -351,7 +370,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     optimizers,
     schedulers,
     rng: { task: generator.getState(), global: torch.defaultGenerator().getState() },
-    info: { ...info, ...budgetInfo(), imagesSeen, threads: torch.getNumThreads() },
+    info: { ...info, ...budgetInfo(), imagesSeen, threads: torch.getNumThreads(), worldSize: parallel.worldSize },
     taskState: instance.state?.(),
   });
 
@@ -373,6 +392,19 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         `--deterministic resume needs the same thread count: the checkpoint used ${restored.info.threads}, this run ${torch.getNumThreads()}`,
       );
     }
+    const savedWorld = (restored.info.worldSize as number | undefined) ?? 1;
+    if (savedWorld !== parallel.worldSize) {
+      // The epoch's global order is the same for any world size: continue at the same global sample.
+      const samples = startBatch * config.batchSize * savedWorld;
+      startBatch = Math.floor(samples / (config.batchSize * parallel.worldSize));
+      const exact = startBatch * config.batchSize * parallel.worldSize === samples;
+      log(
+        `the checkpoint was written by ${savedWorld} rank(s), this run has ${parallel.worldSize}: continuing at sample ${samples} of the epoch` +
+          (exact
+            ? ''
+            : ` (batch ${startBatch}: the first ${samples % (config.batchSize * parallel.worldSize)} samples of it are seen again)`),
+      );
+    }
     log(`resuming from ${restored.name}: epoch ${startEpoch + 1}, batch ${startBatch}, step ${step}`);
   } else if (options.resume) {
     log(`--resume: no readable checkpoint in ${ckptDir}, starting fresh`);
@@ -382,13 +414,14 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   /** The steps a budget buys, once calibrated (kept across resumes so the schedule stays the same). */
   let plan = restored?.info.plannedSteps as number | undefined;
   if (plan !== undefined) layOutSchedules(plan, step);
+  parallel.broadcastState(Object.values(instance.modules));
   const calibrateFrom = { step: -1, spent: 0 };
   const epochLimit = () => (plan === undefined ? config.epochs : Math.ceil(plan / stepsPerEpoch));
   const budgetInfo = () => (clock ? { budgetSpent: clock.spent(), plannedSteps: plan } : {});
 
   const metricsPath = join(runDir, 'metrics.jsonl');
   const record = (entry: Record<string, unknown>) =>
-    appendFileSync(metricsPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
+    parallel.isMain && appendFileSync(metricsPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
   let interrupted = false;
   let budgetSpent = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -431,11 +464,12 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     for (let epoch = startEpoch; epoch < epochLimit() && !interrupted && !budgetSpent; epoch++) {
       const epochExtra: Record<string, number> = {};
       await instance.onEpochStart?.(context(epoch, startBatch > 0, epochExtra));
-      const order = instance.epochOrder?.(epoch, trainIndices);
+      const order = shardItems(instance.epochOrder?.(epoch, trainIndices), samplesPerItem, parallel);
       const epochSteps = Math.min(order ? loader.batchesIn(order) : loader.batchesPerEpoch, stepsPerEpoch);
       trainMode(instance);
       const meters = new Meters();
-      const progress = options.progress === false ? undefined : new Progress(`epoch ${epoch + 1}/${epochLimit()}`, epochSteps);
+      const progress =
+        options.progress === false || !parallel.isMain ? undefined : new Progress(`epoch ${epoch + 1}/${epochLimit()}`, epochSteps);
       progress?.update(startBatch);
       const epochStart = performance.now();
       let images = 0;
@@ -457,6 +491,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
               const forward = () => instance.step(prepared, phase.name);
               const { loss, metrics } = config.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward();
               loss.backward();
+              parallel.syncGradients(phase.parameters);
               if (config.gradClip) torch.optim.clipGradNorm_(phase.parameters, config.gradClip);
               opt.step();
               scalars.set(prefix(phase.name, 'loss'), loss);
@@ -471,6 +506,9 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         disposeBatch(batch);
         Object.values(extraBatches ?? {}).forEach(disposeBatch);
         step++;
+        const agreed = parallel.agree(values, interrupted);
+        Object.assign(values, agreed.values);
+        interrupted = agreed.stop;
         watchdog.check(step, values, lossKeys);
         batchIndex = batch.index + 1;
         meters.add(values);
@@ -490,12 +528,14 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
               `budget ${formatBudget(config.budget)}: ${plan} steps (${(plan / stepsPerEpoch).toFixed(1)} epochs); schedule laid out over them`,
             );
           }
-          budgetSpent = clock.exhausted() || (plan !== undefined && step >= plan);
+          budgetSpent = parallel.agree({}, clock.exhausted() || (plan !== undefined && step >= plan)).stop;
         }
         const endOfEpoch = batchIndex >= epochSteps;
         if (interrupted || (budgetSpent && !endOfEpoch) || (step % config.checkpointEverySteps === 0 && !endOfEpoch)) {
-          saveCheckpoint(ckptDir, state(step, epoch, batchIndex, { best }));
-          pruneCheckpoints(ckptDir, config.keepLast);
+          if (parallel.isMain) {
+            saveCheckpoint(ckptDir, state(step, epoch, batchIndex, { best }));
+            pruneCheckpoints(ckptDir, config.keepLast);
+          }
         }
         if (interrupted || budgetSpent) break;
       }
@@ -541,15 +581,18 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       const isBest = score !== undefined && better(score, best);
       if (isBest) best = score;
       const saved = state(step, epoch + 1, 0, { best, metrics, selection });
-      saveCheckpoint(ckptDir, saved);
-      if (isBest) saveCheckpoint(ckptDir, saved, 'best');
-      pruneCheckpoints(ckptDir, config.keepLast);
+      if (parallel.isMain) {
+        saveCheckpoint(ckptDir, saved);
+        if (isBest) saveCheckpoint(ckptDir, saved, 'best');
+        pruneCheckpoints(ckptDir, config.keepLast);
+      }
     }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await loader.close();
     for (const s of sources.values()) await s.close();
+    parallel.close();
   }
   const cpu = process.cpuUsage(cpuStart);
   return {

@@ -1,0 +1,100 @@
+// Data-parallel pretraining through the CLI: `--nproc 2` runs two gloo ranks that agree on every
+// step, checkpoints resume across world sizes (2 -> 1 and 1 -> 2), and a rank killed mid-run stops
+// the launcher with a message naming it.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { writeStore } from '../../src/data/store.js';
+import { listCheckpoints } from '../../src/train/checkpoint.js';
+
+const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const root = mkdtempSync(join(tmpdir(), 'pretext-distributed-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const n = 128;
+const data = join(root, 'tiny.pxs');
+writeStore(data, {
+  images: new Uint8Array(n * 32 * 32 * 3).map((_, i) => (i * 2654435761) % 253),
+  n,
+  height: 32,
+  width: 32,
+  channels: 3,
+  labels: new Int32Array(n).fill(-1),
+  classNames: [],
+  paths: Array.from({ length: n }, (_, i) => `s${i}`),
+});
+
+const args = (out: string, epochs: number, extra: string[] = []) => [
+  cli,
+  'pretrain',
+  '--task',
+  'rotation',
+  '--data',
+  data,
+  '--backbone',
+  'alexnet-small',
+  '--batch-size',
+  '16',
+  '--epochs',
+  String(epochs),
+  '--threads',
+  '1',
+  '--out',
+  out,
+  ...extra,
+];
+
+function run(out: string, epochs: number, extra: string[] = []): { stderr: string; stdout: string } {
+  const stdout = execFileSync(process.execPath, args(out, epochs, extra), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { stdout, stderr: '' };
+}
+
+const epochRecords = (out: string) =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'epoch');
+
+test('--nproc 2 trains with two ranks; rank 0 alone writes; the checkpoint resumes with 1 process and back', { timeout: 240_000 }, () => {
+  const out = join(root, 'two');
+  const first = JSON.parse(run(out, 1, ['--nproc', '2']).stdout.trim().split('\n').pop()!);
+  // 128 samples, 2 ranks of batch 16: 4 steps an epoch, each rank seeing its half.
+  assert.equal(first.steps, 4);
+  assert.equal(epochRecords(out).length, 1, 'one metrics line per epoch, from rank 0 only');
+  const saved = JSON.parse(readFileSync(listCheckpoints(join(out, 'checkpoints')).at(-1)!.sidecar, 'utf8'));
+  assert.equal(saved.info.worldSize, 2);
+  // One process continues the run: 8 steps an epoch at world size 1.
+  const second = JSON.parse(run(out, 2, ['--resume']).stdout.trim().split('\n').pop()!);
+  assert.equal(second.steps, 4 + 8);
+  // And two processes again.
+  const third = JSON.parse(run(out, 3, ['--resume', '--nproc', '2']).stdout.trim().split('\n').pop()!);
+  assert.equal(third.steps, 12 + 4);
+  assert.equal(epochRecords(out).length, 3);
+});
+
+test('a rank killed mid-run stops the launcher, which names it and exits non-zero', { timeout: 240_000 }, async () => {
+  const out = join(root, 'killed');
+  const launcher = spawn(process.execPath, args(out, 500, ['--nproc', '2']), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  launcher.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
+  // Wait for training to be under way, then SIGKILL rank 1 (the launcher's second child).
+  while (!/epoch 1\/500/.test(stderr) && !/data parallel/.test(stderr)) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 1500));
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher.pid)], { encoding: 'utf8' })
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  assert.equal(children.length, 2);
+  const killedAt = performance.now();
+  process.kill(children[1], 'SIGKILL');
+  const code = await exited;
+  assert.notEqual(code, 0);
+  assert.match(stderr, /rank 1 exited with signal SIGKILL; stopping the other ranks/);
+  assert.ok(performance.now() - killedAt < 60_000);
+});
