@@ -2,7 +2,7 @@
 // the loopback: collectives give the right values on every rank, c10d's errors are exceptions, and
 // DistributedDataParallel over 2 ranks trains exactly as one process on the whole batch.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -87,4 +87,61 @@ test("a rendezvous nobody joins fails with c10d's timeout as an exception", { ti
     /initProcessGroup: .*timed out .*127\.0\.0\.1/,
   );
   assert.throws(() => torch.distributed.getRank(), /no process group/);
+});
+
+/** Two "hosts": network namespaces joined by a veth pair, made (and removed) by the test; needs root and iproute2. */
+const netnsSkip = (() => {
+  if (process.getuid?.() !== 0) return 'needs root for ip netns';
+  try {
+    execFileSync('ip', ['netns', 'list']);
+    return false;
+  } catch {
+    return 'iproute2 (ip netns) is not available';
+  }
+})();
+
+test('ranks on two network namespaces rendezvous across a veth pair', { skip: netnsSkip, timeout: 60_000 }, async () => {
+  const tag = `pt${process.pid % 100000}`;
+  const hosts = [`${tag}a`, `${tag}b`];
+  const ip = (...args: string[]) => execFileSync('ip', args);
+  try {
+    for (const h of hosts) ip('netns', 'add', h);
+    ip('link', 'add', `${tag}va`, 'type', 'veth', 'peer', 'name', `${tag}vb`);
+    hosts.forEach((h, i) => {
+      const dev = `${tag}v${'ab'[i]}`;
+      ip('link', 'set', dev, 'netns', h);
+      ip('-n', h, 'addr', 'add', `10.231.${process.pid % 250}.${i + 1}/24`, 'dev', dev);
+      ip('-n', h, 'link', 'set', dev, 'up');
+      ip('-n', h, 'link', 'set', 'lo', 'up');
+    });
+    const master = `10.231.${process.pid % 250}.1`;
+    const results = await Promise.all(
+      hosts.map((h, rank) => {
+        const env = {
+          ...process.env,
+          RANK: String(rank),
+          WORLD_SIZE: '2',
+          MASTER_ADDR: master,
+          MASTER_PORT: '29533',
+          GLOO_SOCKET_IFNAME: `${tag}v${'ab'[rank]}`,
+        };
+        const child = spawn('ip', ['netns', 'exec', h, process.execPath, worker, 'collectives'], {
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        return new Promise<Record<string, unknown>>((resolve, reject) =>
+          child.on('exit', (code) =>
+            code === 0 ? resolve(JSON.parse(stdout.trim().split('\n').pop()!)) : reject(new Error(`${h}: ${stderr}`)),
+          ),
+        );
+      }),
+    );
+    for (const r of results) assert.deepEqual(r.sum, [3, 30]);
+  } finally {
+    for (const h of hosts) spawnSync('ip', ['netns', 'del', h]);
+  }
 });
