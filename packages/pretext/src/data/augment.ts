@@ -512,6 +512,13 @@ export function normalizeImages(images: Tensor, mean: readonly number[], std: re
   return inPlace ? x.mul_(scale).add_(shift) : x.mul(scale).add(shift);
 }
 
+/** The inverse of normalizeImages: normalized images back to [0, 1] display units (clamped unless `clamp` is false). */
+export function denormalizeImages(images: Tensor, mean: readonly number[], std: readonly number[], clamp = true): Tensor {
+  const c = images.shape[1];
+  const x = images.mul(torch.tensor([...std]).view([1, c, 1, 1])).add(torch.tensor([...mean]).view([1, c, 1, 1]));
+  return clamp ? x.clamp(0, 1) : x;
+}
+
 /** How a loader turns a batch of stored pixels into network input. */
 export interface ImageRecipe {
   height: number;

@@ -5,7 +5,7 @@
 // The JPEG set ships as ../shared/datasets/cifar10/cifar10-jpg.tar.gz next to the repository and is
 // unpacked once into the data cache; $CIFAR10_DIR may point at any of the three forms instead.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import * as torch from '@pretext/torch';
 import { ingestImagesCached } from './ingest.js';
@@ -158,7 +158,7 @@ export function ensureCifar10Jpeg(cacheDir = dataCacheDir(), tarball = defaultCi
       `CIFAR-10 JPEG tarball not found at ${tarball}; put it there, or set CIFAR10_DIR to a CIFAR-10 folder (binary, python or JPEG)`,
     );
   }
-  mkdirSync(cacheDir, { recursive: true });
+  torch.makeDirectory(cacheDir);
   const temp = mkdtempSync(join(cacheDir, '.cifar10-unpack-'));
   try {
     const result = spawnSync('tar', ['xzf', tarball, '-C', temp], { encoding: 'utf8' });

@@ -8,7 +8,7 @@
 // Decodes run on the libuv threadpool, one libvips thread each (sharp's default on glibc): at most
 // UV_THREADPOOL_SIZE (default 4) images decode at once, so raise it on machines with more cores.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -16,6 +16,7 @@ import {
   defaultConcurrency,
   describeFsError,
   firstLine,
+  forEachConcurrent,
   ingestSource,
   SkippedFileError,
   type IngestCommonOptions,
@@ -34,8 +35,11 @@ export interface RgbColor {
 export type DecodeStrictness = 'truncated' | 'error' | 'warning';
 
 export interface IngestImagesOptions extends IngestCommonOptions {
-  /** Output side S: every image becomes S x S RGB. */
-  size: number;
+  /**
+   * Output side S: every image becomes S x S RGB. Default: the images' own size when they all
+   * share one no larger than MAX_NATIVE_SIZE (the shorter side), else DEFAULT_IMAGE_SIZE.
+   */
+  size?: number;
   /** Colour transparent pixels are composited on (default white). */
   background?: RgbColor;
   /** Images with more pixels (width x height) are skipped (default sharp's 268402689). */
@@ -44,6 +48,10 @@ export interface IngestImagesOptions extends IngestCommonOptions {
 }
 
 export const DEFAULT_PIXEL_LIMIT = 0x3fff * 0x3fff;
+/** The side images of differing (or large) sizes are ingested at when no size is given. */
+export const DEFAULT_IMAGE_SIZE = 64;
+/** The largest shared native side kept as is when no size is given. */
+export const MAX_NATIVE_SIZE = 128;
 const SYNC_READ_BYTES = 256 * 1024;
 const WHITE: RgbColor = { r: 255, g: 255, b: 255 };
 
@@ -165,6 +173,61 @@ async function decodeImageFile(file: SourceFile, settings: ImageSettings): Promi
   }
 }
 
+/** Width x height of an image after its EXIF orientation, from its header; undefined when unreadable. */
+async function orientedSize(file: SourceFile): Promise<string | undefined> {
+  const read = async (bytes: Buffer) => {
+    const meta = await sharp(bytes).metadata();
+    const swap = (meta.orientation ?? 1) >= 5;
+    return meta.width && meta.height ? (swap ? `${meta.height}x${meta.width}` : `${meta.width}x${meta.height}`) : undefined;
+  };
+  try {
+    const head = Buffer.alloc(Math.min(file.size, 64 * 1024));
+    const fd = openSync(file.path, 'r');
+    try {
+      readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    return await read(head).catch(async () => read(await readFile(file.path)));
+  } catch {
+    return undefined; // the decode skips it with the reason
+  }
+}
+
+/**
+ * The side to ingest at when none is given: the images' shared size (its shorter side) when every
+ * readable image has the same width x height and that side is at most MAX_NATIVE_SIZE, else
+ * DEFAULT_IMAGE_SIZE. Reads headers only; says what it chose and why.
+ */
+export async function chooseImageSize(files: SourceFile[], concurrency: number, log: (line: string) => void): Promise<number> {
+  const sizes = new Map<string, number>();
+  await forEachConcurrent(files.length, concurrency, async (index) => {
+    const size = await orientedSize(files[index]);
+    if (size) sizes.set(size, (sizes.get(size) ?? 0) + 1);
+  });
+  const how = `(give --size or --image-size to choose)`;
+  if (sizes.size === 1) {
+    const [[shared, count]] = sizes;
+    const side = Math.min(...shared.split('x').map(Number));
+    if (side <= MAX_NATIVE_SIZE) {
+      log(`images: all ${count} are ${shared}: ingesting at their own size, ${side}x${side} ${how}`);
+      return side;
+    }
+    log(
+      `images: all ${count} are ${shared}, larger than ${MAX_NATIVE_SIZE} px: ingesting at the default ${DEFAULT_IMAGE_SIZE}x${DEFAULT_IMAGE_SIZE} ${how}`,
+    );
+    return DEFAULT_IMAGE_SIZE;
+  }
+  const common = [...sizes]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([size, count]) => `${count} of ${size}`);
+  const differ =
+    sizes.size === 0 ? 'no readable image header' : `${sizes.size} different sizes (${common.join(', ')}${sizes.size > 3 ? ', ...' : ''})`;
+  log(`images: ${differ}: ingesting at the default ${DEFAULT_IMAGE_SIZE}x${DEFAULT_IMAGE_SIZE} ${how}`);
+  return DEFAULT_IMAGE_SIZE;
+}
+
 function assembleImages(size: number, classNames: string[], files: SourceFile[], decoded: (Buffer | undefined)[]): SampleStore {
   const kept = files.flatMap((file, index) => (decoded[index] ? [{ file, pixels: decoded[index] }] : []));
   const shape = { height: size, width: size, channels: 3 as const };
@@ -186,17 +249,25 @@ function assembleImages(size: number, classNames: string[], files: SourceFile[],
  * unchanged when the source files and settings have the same fingerprint.
  */
 export async function ingestImages(options: IngestImagesOptions): Promise<IngestResult> {
-  if (!Number.isInteger(options.size) || options.size < 1) throw new Error(`size must be a positive integer, got ${options.size}`);
+  if (options.size !== undefined && (!Number.isInteger(options.size) || options.size < 1))
+    throw new Error(`size must be a positive integer, got ${options.size}`);
   const settings: ImageSettings = {
-    size: options.size,
+    size: options.size ?? DEFAULT_IMAGE_SIZE,
     background: { ...WHITE, ...options.background },
     pixelLimit: options.pixelLimit ?? DEFAULT_PIXEL_LIMIT,
     strictness: options.strictness ?? 'error',
   };
+  const concurrency = options.concurrency ?? defaultConcurrency();
   return ingestSource(options, {
     kind: 'images',
-    settings: { ...settings, decoder: 'sharp-v1' },
-    concurrency: options.concurrency ?? defaultConcurrency(),
+    settings: { ...settings, size: options.size ?? `auto:${DEFAULT_IMAGE_SIZE}:${MAX_NATIVE_SIZE}`, decoder: 'sharp-v1' },
+    concurrency,
+    prepare:
+      options.size === undefined
+        ? async (listing, log) => {
+            settings.size = await chooseImageSize(listing.files, concurrency, log);
+          }
+        : undefined,
     decode: (file) => decodeImageFile(file, settings),
     assemble: (listing, decoded) => assembleImages(settings.size, listing.classNames, listing.files, decoded),
   });

@@ -2,11 +2,11 @@
 // subfolders), fingerprinting it, reusing a cached store, decoding files in parallel with
 // progress, and the final report.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync, type Dirent } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Progress } from './progress.js';
-import { loadStoreIf, writeStore, type SampleStore } from './store.js';
+import { checkStoreOutput, loadStoreIf, writeStore, type SampleStore } from './store.js';
 
 /** `flat`: every file directly in the folder, unlabeled. `classes`: one subfolder per class (torchvision ImageFolder). */
 export type SourceLayout = 'flat' | 'classes';
@@ -63,11 +63,10 @@ export function describeFsError(error: unknown): string {
 
 const byName = (a: Dirent, b: Dirent): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-/** Visible entries of a folder, sorted by code point (like Python's sorted()). */
-function visibleEntries(dir: string): Dirent[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((entry) => !entry.name.startsWith('.'))
-    .sort(byName);
+/** A folder's entries sorted by code point (like Python's sorted()), hidden ones (leading dot) apart. */
+function folderEntries(dir: string): { visible: Dirent[]; hidden: Dirent[] } {
+  const entries = readdirSync(dir, { withFileTypes: true }).sort(byName);
+  return { visible: entries.filter((entry) => !entry.name.startsWith('.')), hidden: entries.filter((entry) => entry.name.startsWith('.')) };
 }
 
 type EntryKind = { kind: 'dir' } | { kind: 'file'; size: number; mtimeMs: number } | { kind: 'other'; reason: string };
@@ -84,21 +83,68 @@ function entryKind(path: string): EntryKind {
   }
 }
 
-function collectFiles(dir: string, relDir: string, label: number, listing: SourceListing): void {
-  let entries: Dirent[];
+/**
+ * State of one listing walk. Folders and files are known by real path, so that a folder reached
+ * again through a symbolic link (a loop back to an ancestor, or a second link to the same folder)
+ * is searched once and each file is listed once.
+ */
+interface Walk {
+  listing: SourceListing;
+  /** Real path of each folder searched (or claimed as a class folder) -> its relative path ('' for the source folder). */
+  folders: Map<string, string>;
+  /** Real path of each file listed -> its relative path. */
+  files: Map<string, string>;
+}
+
+const shown = (relPath: string): string => relPath || 'the source folder';
+
+function skipHidden(walk: Walk, dir: string, relDir: string, hidden: Dirent[]): void {
+  for (const entry of hidden) {
+    const relPath = relDir ? `${relDir}/${entry.name}` : entry.name;
+    const folder = entryKind(join(dir, entry.name)).kind === 'dir';
+    walk.listing.skipped.push({
+      path: relPath,
+      reason: folder ? 'hidden folder (name starts with a dot), not searched' : 'hidden file (name starts with a dot)',
+    });
+  }
+}
+
+function collectFiles(walk: Walk, dir: string, relDir: string, label: number, ancestors: ReadonlySet<string>): void {
+  const { listing } = walk;
+  let entries: { visible: Dirent[]; hidden: Dirent[] };
+  let realDir: string;
   try {
-    entries = visibleEntries(dir);
+    realDir = realpathSync(dir);
+    entries = folderEntries(dir);
   } catch (error) {
     listing.skipped.push({ path: relDir, reason: `cannot list folder: ${describeFsError(error)}` });
     return;
   }
-  for (const entry of entries) {
+  const previously = walk.folders.get(realDir);
+  if (previously !== undefined && previously !== relDir) {
+    const loop = ancestors.has(realDir);
+    const reason = loop ? `symbolic link loop: leads back to ${shown(previously)}` : `same folder as ${shown(previously)}, searched once`;
+    listing.skipped.push({ path: relDir, reason });
+    return;
+  }
+  walk.folders.set(realDir, relDir);
+  const inside = new Set([...ancestors, realDir]);
+  skipHidden(walk, dir, relDir, entries.hidden);
+  for (const entry of entries.visible) {
     const path = join(dir, entry.name);
     const relPath = relDir ? `${relDir}/${entry.name}` : entry.name;
     const info = entryKind(path);
-    if (info.kind === 'dir') collectFiles(path, relPath, label, listing);
-    else if (info.kind === 'file') listing.files.push({ path, relPath, size: info.size, mtimeMs: info.mtimeMs, label });
-    else listing.skipped.push({ path: relPath, reason: info.reason });
+    if (info.kind === 'dir') {
+      collectFiles(walk, path, relPath, label, inside);
+    } else if (info.kind === 'file') {
+      const real = entry.isSymbolicLink() ? realpathSync(path) : join(realDir, entry.name);
+      const first = walk.files.get(real);
+      if (first !== undefined) listing.skipped.push({ path: relPath, reason: `same file as ${first}, listed once` });
+      else {
+        walk.files.set(real, relPath);
+        listing.files.push({ path, relPath, size: info.size, mtimeMs: info.mtimeMs, label });
+      }
+    } else listing.skipped.push({ path: relPath, reason: info.reason });
   }
 }
 
@@ -109,23 +155,34 @@ const byRelPath = (a: SourceFile, b: SourceFile): number =>
  * Lists a source folder. With at least one (visible) subfolder the layout is `classes`: every
  * subfolder is a class (sorted names, label = index), searched recursively, and files next to the
  * subfolders are skipped. Otherwise the layout is `flat` and every file is unlabeled.
- * Hidden entries (leading dot) are ignored.
+ * Hidden entries (leading dot) are skipped and listed as such; symbolic links are followed, each
+ * folder and file once (by real path), and a link looping back to an ancestor is reported.
  */
 export function listSource(source: string): SourceListing {
   const root = resolve(source);
   if (!existsSync(root)) throw new Error(`source folder ${root} does not exist`);
   if (!statSync(root).isDirectory()) throw new Error(`source ${root} is not a folder`);
-  const entries = visibleEntries(root).map((entry) => ({ name: entry.name, info: entryKind(join(root, entry.name)) }));
+  const { visible, hidden } = folderEntries(root);
+  const entries = visible.map((entry) => ({ name: entry.name, info: entryKind(join(root, entry.name)) }));
   const classNames = entries.filter((entry) => entry.info.kind === 'dir').map((entry) => entry.name);
   const listing: SourceListing = { root, layout: classNames.length > 0 ? 'classes' : 'flat', classNames, files: [], skipped: [] };
+  const walk: Walk = { listing, folders: new Map(), files: new Map() };
   if (listing.layout === 'flat') {
-    collectFiles(root, '', -1, listing);
+    collectFiles(walk, root, '', -1, new Set());
   } else {
+    // The class folders are claimed first: a link from one class into another does not move its images.
+    const realRoot = realpathSync(root);
+    walk.folders.set(realRoot, '');
+    for (const name of classNames) {
+      const real = realpathSync(join(root, name));
+      if (!walk.folders.has(real)) walk.folders.set(real, name);
+    }
+    skipHidden(walk, root, '', hidden);
     for (const { name, info } of entries) {
       if (info.kind === 'file') listing.skipped.push({ path: name, reason: 'outside the class folders' });
       else if (info.kind === 'other') listing.skipped.push({ path: name, reason: info.reason });
     }
-    classNames.forEach((name, label) => collectFiles(join(root, name), name, label, listing));
+    classNames.forEach((name, label) => collectFiles(walk, join(root, name), name, label, new Set([realRoot])));
   }
   listing.files.sort(byRelPath);
   return listing;
@@ -211,6 +268,8 @@ export interface IngestKind<T> {
   /** Settings that change the decoded result; part of the fingerprint. */
   settings: object;
   concurrency: number;
+  /** Runs once the store is known to need building, before any decode (e.g. to choose the size from the files). */
+  prepare?(listing: SourceListing, log: (line: string) => void): Promise<void>;
   decode(file: SourceFile): Promise<DecodedFile<T>>;
   /** Builds the store from the decoded values (undefined where a file was skipped). */
   assemble(listing: SourceListing, decoded: (T | undefined)[]): SampleStore;
@@ -264,6 +323,7 @@ export const defaultConcurrency = (): number => 4 * availableParallelism();
 export async function ingestSource<T>(options: IngestCommonOptions, kind: IngestKind<T>): Promise<IngestResult> {
   const startedAt = performance.now();
   const out = resolve(options.out);
+  checkStoreOutput(out);
   const listing = listSource(options.source);
   listing.files = listing.files.filter((file) => file.path !== out); // a store written inside its source
   const noun = kind.kind === 'images' ? 'image' : 'video';
@@ -274,10 +334,12 @@ export async function ingestSource<T>(options: IngestCommonOptions, kind: Ingest
   const log = options.log ?? ((line: string) => (progress ? progress.log(line) : process.stderr.write(line + '\n')));
   const cached = options.rebuild ? undefined : reusableStore(out, fingerprint);
   if (cached) {
-    log(`${kind.kind}: reusing ${out} (${cached.store.n} samples, source unchanged)`);
+    const { n, height, width } = cached.store;
+    log(`${kind.kind}: reusing ${out} (${n} samples of ${height}x${width}, source unchanged)`);
     return { ...cached, reused: true };
   }
 
+  await kind.prepare?.(listing, log);
   const skipped = [...listing.skipped];
   const warnings: FileIssue[] = [];
   for (const issue of listing.skipped) log(`warning: skipped ${issue.path}: ${issue.reason}`);
@@ -317,6 +379,11 @@ export async function ingestSource<T>(options: IngestCommonOptions, kind: Ingest
   if (listing.layout === 'classes') {
     for (const name of listing.classNames) perClass[name] = 0;
     for (const file of ingestedFiles) perClass[listing.classNames[file.label]]++;
+    for (const name of listing.classNames.filter((name) => perClass[name] === 0)) {
+      const reason = `empty class folder: no ${noun} was ingested, so class '${name}' has 0 samples`;
+      warnings.push({ path: name, reason });
+      log(`warning: ${name}: ${reason}`);
+    }
   }
   const report: IngestReport = {
     kind: kind.kind,

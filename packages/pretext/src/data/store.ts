@@ -5,9 +5,9 @@
 // Layout (little-endian):
 //   'PXSTORE1' | u32 header byte length | header JSON | pad | labels i32[n] | pad
 //   | motion f32[n] (video stores only) | pad | pixels u8[n*h*w*c]
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { prepareOutputFile, writeFileAtomic, writeFully } from '@pretext/torch';
 
 /** One decoded video clip inside a frame store. */
 export interface ClipInfo {
@@ -46,6 +46,8 @@ export interface SampleStore {
   frameMotion?: Float32Array;
   /** Hash of the source the store was built from, when it came from an ingest. */
   fingerprint?: string;
+  /** What the samples were read from, as `resolveDataset` names it (`cifar10:train`, a folder, a store file). */
+  origin?: string;
 }
 
 /** Everything in a store file except the pixel, label and motion sections. */
@@ -68,7 +70,7 @@ const MAGIC = Buffer.from('PXSTORE1', 'latin1');
 const VERSION = 1;
 const ALIGN = 64;
 const PREFIX_BYTES = MAGIC.length + 4;
-/** Largest single read/write; keeps each syscall well below the 2 GiB limit. */
+/** Largest single read; keeps each syscall well below the 2 GiB limit. */
 const IO_CHUNK = 1 << 30;
 
 const alignUp = (offset: number): number => Math.ceil(offset / ALIGN) * ALIGN;
@@ -113,13 +115,6 @@ export function validateStore(store: SampleStore): void {
   if (problems.length > 0) throw new Error(`invalid sample store: ${problems.join('; ')}`);
 }
 
-function writeFully(fd: number, bytes: Uint8Array, position: number): void {
-  for (let done = 0; done < bytes.length;) {
-    const chunk = bytes.subarray(done, Math.min(bytes.length, done + IO_CHUNK));
-    done += writeSync(fd, chunk, 0, chunk.length, position + done);
-  }
-}
-
 function readFully(fd: number, target: Uint8Array, position: number, path: string): void {
   for (let done = 0; done < target.length;) {
     const read = readSync(fd, target, done, Math.min(IO_CHUNK, target.length - done), position + done);
@@ -131,8 +126,8 @@ function readFully(fd: number, target: Uint8Array, position: number, path: strin
 const asBytes = (view: Int32Array | Float32Array): Uint8Array => new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 
 /**
- * Writes `store` to `path` atomically: a temporary file in the same folder is written, fsynced and
- * renamed over `path`, so readers see either the old or the new store, never a partial one.
+ * Writes `store` to `path` atomically (writeFileAtomic), so readers see either the old or the new
+ * store, never a partial one. Only an absent, empty or store file is replaced (checkStoreOutput).
  */
 export function writeStore(path: string, store: SampleStore, extra: { fingerprint?: string; report?: unknown } = {}): void {
   assertLittleEndian();
@@ -156,38 +151,32 @@ export function writeStore(path: string, store: SampleStore, extra: { fingerprin
   MAGIC.copy(prefix);
   prefix.writeUInt32LE(json.length, MAGIC.length);
 
-  mkdirSync(dirname(path), { recursive: true });
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, 'w');
-  try {
+  checkStoreOutput(path);
+  writeFileAtomic(path, (fd) => {
     writeFully(fd, prefix, 0);
     writeFully(fd, json, PREFIX_BYTES);
     writeFully(fd, asBytes(store.labels), offsets.labels);
     if (store.frameMotion) writeFully(fd, asBytes(store.frameMotion), offsets.motion);
     writeFully(fd, store.images, offsets.pixels);
     ftruncateSync(fd, offsets.end); // exact length, padding included, even for an empty store
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  closeSync(fd);
-  renameSync(temp, path);
-  syncDirectory(dirname(path));
+  });
 }
 
-/** Makes a rename durable; not every platform allows fsync on a directory. */
-function syncDirectory(dir: string): void {
+/**
+ * Checks before any work that a store can be written to `path`: its folder exists or is made, and
+ * `path` is absent, empty or a store file (never a folder, a device, or another file's contents).
+ */
+export function checkStoreOutput(path: string): void {
+  const target = prepareOutputFile(path);
+  const size = statSync(target, { throwIfNoEntry: false })?.size ?? 0;
+  if (size === 0) return;
+  const fd = openSync(target, 'r');
   try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
+    const magic = Buffer.alloc(MAGIC.length);
+    readSync(fd, magic, 0, MAGIC.length, 0);
+    if (!magic.equals(MAGIC)) throw new Error(`refusing to replace ${path}: it exists and is not a pretext sample store`);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -4,6 +4,7 @@
 // as raw rgb24. The store holds every frame (label = clip label) plus per-clip metadata and a
 // per-frame motion score.
 import { spawn } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import * as torch from '@pretext/torch';
@@ -15,7 +16,7 @@ export interface IngestVideosOptions extends IngestCommonOptions {
   size: number;
   /** Frames sampled per second of video. */
   fps: number;
-  /** Keep at most this many frames of each clip (from its start). */
+  /** Keep at most this many frames of each clip (from its start): a whole number >= 1; absent keeps all. */
   maxFramesPerClip?: number;
 }
 
@@ -68,7 +69,11 @@ export async function probeVideo(path: string): Promise<VideoProbe> {
     'json',
     path,
   ]);
-  if (code !== 0) throw new SkippedFileError(`not a readable video (ffprobe: ${firstLine(stderr)})`);
+  if (code !== 0) {
+    if (/Invalid data found when processing input/.test(stderr))
+      throw new SkippedFileError(`not a video: no container format matches its content${looksLikeText(path) ? ' (it is text)' : ''}`);
+    throw new SkippedFileError(`not a readable video (ffprobe: ${firstLine(stderr)})`);
+  }
   const parsed = JSON.parse(stdout.toString()) as {
     streams?: { avg_frame_rate?: string; r_frame_rate?: string; width?: number; height?: number }[];
     format?: { duration?: string };
@@ -81,6 +86,15 @@ export async function probeVideo(path: string): Promise<VideoProbe> {
     height: stream.height ?? 0,
     durationSeconds: Number(parsed.format?.duration) || 0,
   };
+}
+
+/** Whether a file starts with printable text only (UTF-8 or ASCII, no control bytes but whitespace). */
+function looksLikeText(path: string): boolean {
+  const head = Buffer.alloc(4096);
+  const fd = openSync(path, 'r');
+  const read = readSync(fd, head, 0, head.length, 0);
+  closeSync(fd);
+  return read > 0 && head.subarray(0, read).every((byte) => byte >= 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d);
 }
 
 interface DecodedClip {
@@ -119,6 +133,7 @@ export const VIDEO_EXTENSIONS = new Set([
 async function decodeClip(file: SourceFile, settings: VideoSettings): Promise<{ value: DecodedClip; warnings: string[] }> {
   const extension = extname(file.relPath).toLowerCase();
   if (!VIDEO_EXTENSIONS.has(extension)) throw new SkippedFileError(`not a video file (extension '${extension}')`);
+  if (file.size === 0) throw new SkippedFileError('empty file (0 bytes)');
   const probe = await probeVideo(file.path);
   const { size, fps, maxFramesPerClip } = settings;
   const filter = `fps=${fps},scale=${size}:${size}:force_original_aspect_ratio=increase,crop=${size}:${size}`;
@@ -219,6 +234,10 @@ function assembleFrames(
 export async function ingestVideos(options: IngestVideosOptions): Promise<IngestResult> {
   if (!Number.isInteger(options.size) || options.size < 1) throw new Error(`size must be a positive integer, got ${options.size}`);
   if (!(options.fps > 0)) throw new Error(`fps must be positive, got ${options.fps}`);
+  const { maxFramesPerClip } = options;
+  if (maxFramesPerClip !== undefined && !(Number.isInteger(maxFramesPerClip) && maxFramesPerClip >= 1)) {
+    throw new Error(`max frames per clip must be a whole number of at least 1 (leave it out to keep every frame), got ${maxFramesPerClip}`);
+  }
   const settings: VideoSettings = { size: options.size, fps: options.fps, maxFramesPerClip: options.maxFramesPerClip };
   return ingestSource(options, {
     kind: 'videos',

@@ -2,7 +2,7 @@
 // shared by the nonlinear and conv probes.
 import { nn, noGrad, optim, tidy, type Tensor } from '@pretext/torch';
 import { allRows, tensorIndex } from './metrics.js';
-import { seededRandom, shuffled } from './random.js';
+import { seededRandom, shuffled } from '../util/random.js';
 
 export interface FitOptions {
   epochs?: number;

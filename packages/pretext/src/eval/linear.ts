@@ -12,7 +12,7 @@ import {
   type EvalResult,
   type LabeledFeatures,
 } from './metrics.js';
-import { indicesByClass, seededRandom, shuffled } from './random.js';
+import { indicesByClass, seededRandom, shuffled } from '../util/random.js';
 
 export interface LinearProbeOptions {
   /** Candidate L2 strengths (on the mean loss); default 1e-6 ... 1e-1. */

@@ -1,5 +1,5 @@
 // Low-shot subsets: exactly K labeled samples of every class, drawn with a seed.
-import { indicesByClass, seededRandom, shuffled } from './random.js';
+import { indicesByClass, seededRandom, shuffled } from '../util/random.js';
 
 /**
  * Sorted indices of exactly `k` samples per class, drawn with `seed`. The same (labels, k, seed)

@@ -1,13 +1,12 @@
 // Pictures of a feature space: a 2-D UMAP map colored by class with thumbnails (SVG), a nearest-
 // neighbor retrieval grid (PNG) and a confusion-matrix heatmap (SVG).
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { nn, noGrad, tidy, type Tensor } from '@pretext/torch';
+import { makeDirectory, nn, noGrad, tidy, type Tensor } from '@pretext/torch';
 import sharp from 'sharp';
 import { UMAP } from 'umap-js';
 import { sampleImage, type SampleStore } from '../data/store.js';
 import { allRows, tensorIndex, type LabeledFeatures } from './metrics.js';
-import { seededRandom, shuffled } from './random.js';
+import { seededRandom, shuffled } from '../util/random.js';
 import { classColor, confusionHeatmapSvg, escapeXml, svgDocument, writeText } from './svg.js';
 
 /** Where each feature row's image lives: row r shows sample indices[r] of the store. */
@@ -35,7 +34,7 @@ async function pngDataUri(source: ImageSource, row: number): Promise<string> {
 }
 
 /** Indices of the `k` most cosine-similar bank rows of each query row (and the similarities). */
-function nearest(queries: Tensor, bank: Tensor, k: number): { indices: number[][]; similarities: number[][] } {
+export function nearest(queries: Tensor, bank: Tensor, k: number): { indices: number[][]; similarities: number[][] } {
   return noGrad(() =>
     tidy(() => {
       const q = nn.functional.normalize(queries.flatten(1));
@@ -58,20 +57,28 @@ export interface EmbeddingMapOptions {
   title?: string;
 }
 
-/** UMAP of the features (cosine neighbors), points colored by class, a few thumbnails. Returns the 2-D coordinates. */
-export async function embeddingMap(
-  set: LabeledFeatures,
-  images: ImageSource | undefined,
-  options: EmbeddingMapOptions,
-): Promise<{ rows: Int32Array; coordinates: number[][] }> {
-  const n = set.labels.length;
+export interface UmapLayoutOptions {
+  /** At most this many points (a seeded sample; default 2000). */
+  maxPoints?: number;
+  nNeighbors?: number;
+  seed?: number;
+  /** Called with the fraction of optimization epochs done; the layout yields to the event loop between calls. */
+  onProgress?: (fraction: number) => void;
+}
+
+/** UMAP (cosine neighbors) of a seeded sample of the feature rows: the rows and their 2-D coordinates. */
+export async function umapLayout(
+  features: Tensor,
+  options: UmapLayoutOptions = {},
+): Promise<{ rows: Int32Array; coordinates: number[][]; random: () => number }> {
+  const n = features.shape[0];
   const random = seededRandom(options.seed ?? 0);
   const rows = shuffled(allRows(n), random)
     .subarray(0, Math.min(n, options.maxPoints ?? 2000))
     .sort();
   const nNeighbors = Math.min(options.nNeighbors ?? 15, rows.length - 1);
   if (nNeighbors < 2) throw new Error(`embedding map: needs at least 3 points, got ${rows.length}`);
-  const points = tidy(() => nn.functional.normalize(set.features.indexSelect(0, tensorIndex(rows)).flatten(1)));
+  const points = tidy(() => nn.functional.normalize(features.indexSelect(0, tensorIndex(rows)).flatten(1)));
   const knn = nearest(points, points, nNeighbors);
   const vectors = points.tolist() as number[][];
   points.dispose();
@@ -81,7 +88,24 @@ export async function embeddingMap(
     knn.indices,
     knn.similarities.map((row) => row.map((s) => Math.sqrt(Math.max(0, 2 - 2 * s)))),
   );
-  const coordinates = umap.fit(vectors);
+  const epochs = umap.initializeFit(vectors);
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    umap.step();
+    if (epoch % 20 === 19) {
+      options.onProgress?.((epoch + 1) / epochs);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return { rows, coordinates: umap.getEmbedding(), random };
+}
+
+/** UMAP of the features (cosine neighbors), points colored by class, a few thumbnails. Returns the 2-D coordinates. */
+export async function embeddingMap(
+  set: LabeledFeatures,
+  images: ImageSource | undefined,
+  options: EmbeddingMapOptions,
+): Promise<{ rows: Int32Array; coordinates: number[][] }> {
+  const { rows, coordinates, random } = await umapLayout(set.features, options);
 
   const [size, margin, legendWidth] = [760, 30, 170];
   const xs = coordinates.map((p) => p[0]);
@@ -183,7 +207,7 @@ export async function retrievalGrid(
       paint(bankImages, i, cellW * (j + 1) + gap, top, same ? [40, 170, 60] : [220, 50, 50]);
     });
   });
-  mkdirSync(dirname(options.out), { recursive: true });
+  makeDirectory(dirname(options.out));
   await sharp(Buffer.from(canvas), { raw: { width, height, channels: 3 } })
     .png()
     .toFile(options.out);

@@ -2,13 +2,23 @@
 // backbone's block with any protocol (optionally with K labels per class), and every block at once.
 import type { Tensor } from '@pretext/torch';
 import { resolveDataset } from '../data/datasets.js';
+import { datasetStats } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
 import { loadPretrained, type Pretrained } from '../train/pretrained.js';
 import { subsetIndices } from '../train/trainer.js';
 import { convProbe, type ConvProbeOptions } from './conv.js';
-import { checkBlock, extractFeatures, extractLayerFeatures, loadFeatures, type Normalization, type Pool } from './features.js';
-import { fineTune, type SupervisedOptions } from './finetune.js';
+import {
+  checkBlock,
+  checkFeaturePair,
+  encoderInputOf,
+  extractFeatures,
+  extractLayerFeatures,
+  loadFeatures,
+  type Normalization,
+  type Pool,
+} from './features.js';
+import { fineTune, randomBackbone, type SupervisedOptions } from './finetune.js';
 import { knnProbe, type KnnOptions } from './knn.js';
 import { linearProbe, type LinearProbeOptions } from './linear.js';
 import { sampleLabelsPerClass } from './lowshot.js';
@@ -98,6 +108,8 @@ export interface BackboneEvalInput {
   trainIndices?: Int32Array;
   testIndices?: Int32Array;
   batchSize?: number;
+  /** What the backbone sees of the loader's images (the run's task encoderInput), default the images. */
+  encoderInput?: (images: Tensor) => Tensor;
 }
 
 /**
@@ -123,6 +135,7 @@ async function storeFeatures(input: BackboneEvalInput, store: SampleStore, rows:
     imageSize: input.imageSize,
     indices: rows,
     batchSize: input.batchSize,
+    encoderInput: input.encoderInput,
   });
   return { ...labelsOf(store, rows), features };
 }
@@ -208,6 +221,7 @@ export async function evaluateLayers(
       imageSize: input.imageSize,
       indices: rows,
       batchSize: input.batchSize,
+      encoderInput: input.encoderInput,
     });
   const train = await extract(input.train, trainRows);
   const test = await extract(input.test, testRows);
@@ -232,6 +246,18 @@ export interface EvalOptions extends ProtocolOptions {
   /** Seeded subsets of the train and test splits (data specs only). */
   trainLimit?: number;
   testLimit?: number;
+  /** Evaluate features files made by different checkpoints, blocks, pooling or preprocessing (a warning, not an error). */
+  allowMismatch?: boolean;
+  /**
+   * 'random': the backbone at random init (seeded by `seed`), the baseline for the same protocol:
+   * `backbone` names it, or the checkpoint's architecture and preprocessing are used. Default: the
+   * checkpoint's trained weights.
+   */
+  init?: 'random' | 'checkpoint';
+  /** The backbone to evaluate at random init without a checkpoint. */
+  backbone?: string;
+  /** Input side without a checkpoint (default the data's own). */
+  imageSize?: number;
   log?: (line: string) => void;
 }
 
@@ -248,44 +274,86 @@ export async function evaluate(options: EvalOptions): Promise<EvalResult> {
       throw new Error("protocol 'finetune' trains the network: give --checkpoint and data specs, not features files");
     const [train, test] = [loadFeatures(options.train), loadFeatures(options.test)];
     try {
+      checkFeaturePair({ path: options.train, file: train }, { path: options.test, file: test }, options);
       return evaluateFeatures(options.protocol, train, test, options);
     } finally {
       train.features.dispose();
       test.features.dispose();
     }
   }
-  if (!options.checkpoint) throw new Error('--train and --test are data specs: give --checkpoint (a run folder) to embed them with');
-  const { input, pretrained } = await backboneInput(options);
-  return evaluateBackbone(options.protocol, { ...input, block: options.layer ?? pretrained.backbone.blockNames.at(-1)! }, options);
+  const { input, backbone } = await backboneInput(options);
+  return evaluateBackbone(options.protocol, { ...input, block: options.layer ?? backbone.blockNames.at(-1)! }, options);
 }
 
-/** A trained run's backbone over two data specs, as the protocols take it. */
-async function backboneInput(options: EvalOptions): Promise<{ input: Omit<BackboneEvalInput, 'block'>; pretrained: Pretrained }> {
-  const pretrained = loadPretrained(options.checkpoint!);
-  if (options.layer) checkBlock(pretrained.backbone, options.layer);
-  const size = pretrained.config.imageSize;
+/**
+ * The backbone to evaluate over two data specs, as the protocols take it: a trained run's, or a
+ * backbone at random init (`init: 'random'`) with the run's preprocessing or the data's own.
+ * Refuses a test split whose samples are also training samples.
+ */
+async function backboneInput(options: EvalOptions): Promise<{ input: Omit<BackboneEvalInput, 'block'>; backbone: Backbone }> {
+  const random = options.init === 'random' || (options.init === undefined && !options.checkpoint && options.backbone !== undefined);
+  if (!options.checkpoint && !random) {
+    throw new Error(
+      '--train and --test are data specs: give --checkpoint (a run folder) to embed them with, or --backbone NAME --init random for the random-init baseline',
+    );
+  }
+  if (options.init === 'checkpoint' && !options.checkpoint) throw new Error('--init checkpoint needs --checkpoint');
+  const pretrained: Pretrained | undefined = options.checkpoint ? loadPretrained(options.checkpoint) : undefined;
+  if (pretrained && options.backbone && options.backbone !== pretrained.config.backbone) {
+    throw new Error(`--backbone ${options.backbone} differs from the checkpoint's ${pretrained.config.backbone}; leave out one of them`);
+  }
+  const size = pretrained?.imageSize ?? options.imageSize;
   const train = await resolveDataset(options.train, { split: 'train', size, log: options.log });
   const test = await resolveDataset(options.test, { split: 'test', size, log: options.log });
   const subset = (store: SampleStore, limit?: number) => (limit ? subsetIndices(store.n, limit, options.seed ?? 0) : undefined);
+  const trainIndices = subset(train, options.trainLimit);
+  const testIndices = subset(test, options.testLimit);
+  checkDisjoint(train, trainIndices, test, testIndices);
+  const backbone = random
+    ? randomBackbone(
+        options.backbone ?? pretrained!.config.backbone,
+        pretrained ? pretrained.backbone.inChannels : train.channels,
+        options.seed ?? 0,
+      )
+    : pretrained!.backbone;
+  if (options.layer) checkBlock(backbone, options.layer);
+  options.log?.(
+    random
+      ? `evaluating ${options.backbone ?? pretrained!.config.backbone} at random init (seed ${options.seed ?? 0})`
+      : `evaluating ${pretrained!.checkpoint}`,
+  );
   const input = {
-    backbone: pretrained.backbone,
+    backbone,
     train,
     test,
     pool: options.pool,
-    normalization: pretrained.normalization,
+    normalization: pretrained?.normalization ?? datasetStats(train),
     imageSize: size,
     batchSize: options.batchSize,
-    trainIndices: subset(train, options.trainLimit),
-    testIndices: subset(test, options.testLimit),
+    trainIndices,
+    testIndices,
+    // The run's input mapping (colorization's L) also feeds its architecture at random init.
+    encoderInput: pretrained && encoderInputOf(pretrained.instance),
   };
-  return { input, pretrained };
+  return { input, backbone };
+}
+
+/** Refuses test rows that are also training rows (the same source read for both, e.g. a folder without split subfolders). */
+function checkDisjoint(train: SampleStore, trainRows: Int32Array | undefined, test: SampleStore, testRows: Int32Array | undefined): void {
+  if (!train.origin || train.origin !== test.origin) return;
+  const trainPaths = new Set(Array.from(trainRows ?? allRows(train.n), (i) => train.paths[i]));
+  const shared = Array.from(testRows ?? allRows(test.n), (i) => test.paths[i]).filter((path) => trainPaths.has(path)).length;
+  if (shared === 0) return;
+  throw new Error(
+    `--train and --test both read ${train.origin}, and ${shared} test samples are also training samples: the score would count memorized samples. ` +
+      'Give the evaluation split separately (a folder splits into train/ and test/ or val/ subfolders)',
+  );
 }
 
 /** `pretext eval --layer all`: the protocol on every block of a trained run, naming the best. */
 export async function evaluateAllLayers(
   options: EvalOptions & { protocol: FeatureProtocol },
 ): Promise<{ layers: LayerResult[]; best: string }> {
-  if (!options.checkpoint) throw new Error('--layer all needs --checkpoint and data specs for --train and --test');
   const { input } = await backboneInput(options);
   return evaluateLayers(input, options);
 }

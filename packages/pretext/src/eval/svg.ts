@@ -1,7 +1,6 @@
 // Small SVG building blocks for the evaluation pictures: escaping, a class palette, the confusion
 // heatmap and a grouped bar chart.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { writeFileAtomic } from '@pretext/torch';
 
 export function escapeXml(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
@@ -23,8 +22,7 @@ export function svgDocument(width: number, height: number, body: string[]): stri
 }
 
 export function writeText(path: string, text: string): string {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, text);
+  writeFileAtomic(path, Buffer.from(text));
   return path;
 }
 

@@ -8,6 +8,13 @@ export abstract class Backbone extends nn.Module {
   abstract readonly blockChannels: readonly number[];
   protected abstract readonly blocks: nn.ModuleList;
 
+  /** Channels of the input (its first convolution's). */
+  get inChannels(): number {
+    const conv = this.parameters().find((p) => p.ndim === 4);
+    if (!conv) throw new Error(`${this.constructor.name} has no convolution to read its input channels from`);
+    return conv.shape[1];
+  }
+
   get outChannels(): number {
     return this.blockChannels[this.blockChannels.length - 1];
   }
@@ -29,10 +36,12 @@ export abstract class Backbone extends nn.Module {
 
   /** Runs blocks up to and including `block`. */
   forwardTo(x: Tensor, block: string): Tensor {
-    const last = this.indexOf(block);
-    let out = x;
-    for (let i = 0; i <= last; i++) out = this.blocks[i].forward(out);
-    return out;
+    return this.features(x, [block]).get(block)!;
+  }
+
+  /** Block i on the previous block's output; `earlier` holds blocks 0..i-1's outputs, for long skips (SRResNet). */
+  protected runBlock(i: number, input: Tensor, _earlier: readonly Tensor[]): Tensor {
+    return this.blocks[i].forward(input);
   }
 
   /** Feature maps at each named block, computing only as far as needed. */
@@ -40,9 +49,10 @@ export abstract class Backbone extends nn.Module {
     const wanted = new Set(blocks.map((b) => this.indexOf(b)));
     const last = Math.max(...wanted);
     const out = new Map<string, Tensor>();
+    const outputs: Tensor[] = [];
     let h = x;
     for (let i = 0; i <= last; i++) {
-      h = this.blocks[i].forward(h);
+      outputs.push((h = this.runBlock(i, h, outputs)));
       if (wanted.has(i)) out.set(this.blockNames[i], h);
     }
     return out;

@@ -2,11 +2,11 @@
 // permutations of the 9 tiles that are far apart in Hamming distance, so the classes are distinct.
 // 'maxavg' is the paper's rule (maximize the summed distance to the chosen set), 'maxmin'
 // maximizes the distance to the nearest chosen permutation. Sets are cached on disk.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { safetensors } from '@pretext/torch';
 import { dataCacheDir } from '../data/locations.js';
-import { seededRandom } from '../eval/random.js';
+import { seededRandom } from '../util/random.js';
 
 export const TILES = 9;
 /** 9! permutations of the tiles. */
@@ -160,7 +160,6 @@ export function permutationSet(options: PermutationSetOptions): PermutationSet {
   }
   if (!permutations) {
     permutations = generatePermutations(count, variant, seed);
-    mkdirSync(dir, { recursive: true });
     safetensors.writeFileAtomic(path, Buffer.from(JSON.stringify({ variant, count, seed, permutations })));
   }
   return { variant, seed, permutations, ...distanceStats(permutations) };

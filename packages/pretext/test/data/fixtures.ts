@@ -1,16 +1,10 @@
 // Helpers for the data tests: temporary folders, synthetic images and quiet ingest options.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { after } from 'node:test';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 
 /** A fresh temporary folder, removed when the test file ends. */
-export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `pretext-${prefix}-`));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+export { tempDir } from '../temp.js';
 
 /** Pixels of a width x height image with `channels` channels; `color(x, y)` gives one pixel. */
 export function rawImage(width: number, height: number, channels: number, color: (x: number, y: number) => number[]): Buffer {

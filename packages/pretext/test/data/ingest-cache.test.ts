@@ -15,7 +15,7 @@ test('class subfolders are labels (sorted, searched recursively); a flat folder 
   await writePng(join(source, 'ant', 'nested', 'c.png'), noiseImage(4, 4, 3), 4, 4);
   await writePng(join(source, 'ant', 'd.png'), noiseImage(4, 4, 4), 4, 4);
   await writePng(join(source, 'stray.png'), noiseImage(4, 4, 5), 4, 4);
-  writeFile(join(source, 'zebra', '.hidden.png'), 'ignored');
+  writeFile(join(source, 'zebra', '.hidden.png'), 'skipped as hidden');
   const { store, report } = await ingestImages({ source, size: 4, out: join(root, 'classes.pxs'), ...quietOptions() });
   assert.deepEqual(store.classNames, ['ant', 'zebra']);
   assert.deepEqual(store.paths, ['ant/d.png', 'ant/nested/c.png', 'zebra/a.png', 'zebra/b.png']);
@@ -23,7 +23,10 @@ test('class subfolders are labels (sorted, searched recursively); a flat folder 
   assert.deepEqual(Buffer.from(store.images.subarray(0, 48)), noiseImage(4, 4, 4));
   assert.equal(report.layout, 'classes');
   assert.deepEqual(report.perClass, { ant: 2, zebra: 2 });
-  assert.deepEqual(report.skipped, [{ path: 'stray.png', reason: 'outside the class folders' }]);
+  assert.deepEqual(report.skipped, [
+    { path: 'stray.png', reason: 'outside the class folders' },
+    { path: 'zebra/.hidden.png', reason: 'hidden file (name starts with a dot)' },
+  ]);
 
   const flat = join(root, 'flat');
   await writePng(join(flat, 'x.png'), noiseImage(4, 4), 4, 4);

@@ -70,7 +70,8 @@ test('class folders, frame-rate sampling, frame caps, bad clips and caching', { 
   const source = join(dir, 'classes');
   makeClip(join(source, 'wave', 'a.mkv'), [RED, GREEN, BLUE, RED, GREEN, BLUE]);
   makeClip(join(source, 'clap', 'b.mkv'), [BLUE, BLUE, BLUE, BLUE]);
-  writeFile(join(source, 'clap', 'broken.mkv'), Buffer.from('definitely not a matroska file'));
+  // Long enough that ffprobe's first complaint is 'Truncating packet of size ...', not the reason.
+  writeFile(join(source, 'clap', 'broken.mkv'), 'definitely not a matroska file\n'.repeat(500));
   writeFile(join(source, 'wave', 'empty.mp4'), '');
   writeFile(join(source, 'wave', 'notes.txt'), 'ffmpeg would render this text as ANSI art');
   const out = join(dir, 'classes.pxs');
@@ -97,13 +98,21 @@ test('class folders, frame-rate sampling, frame caps, bad clips and caching', { 
   );
   assert.deepEqual(report.perClass, { clap: 1, wave: 1 });
   assert.deepEqual(
-    report.skipped.map((issue) => [issue.path, issue.reason.split(' (')[0]]),
+    report.skipped.map((issue) => [issue.path, issue.reason]),
     [
-      ['clap/broken.mkv', 'not a readable video'],
-      ['wave/empty.mp4', 'not a readable video'],
-      ['wave/notes.txt', 'not a video file'],
+      ['clap/broken.mkv', 'not a video: no container format matches its content (it is text)'],
+      ['wave/empty.mp4', 'empty file (0 bytes)'],
+      ['wave/notes.txt', "not a video file (extension '.txt')"],
     ],
   );
+  for (const maxFramesPerClip of [0, 2.5, -1]) {
+    await assert.rejects(
+      ingestVideos({ ...options, maxFramesPerClip, ...quietOptions() }),
+      new RegExp(
+        `max frames per clip must be a whole number of at least 1 \\(leave it out to keep every frame\\), got ${maxFramesPerClip}`,
+      ),
+    );
+  }
 
   const again = await ingestVideos({ ...options, ...quietOptions() });
   assert.equal(again.reused, true);

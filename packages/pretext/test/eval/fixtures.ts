@@ -1,18 +1,13 @@
 // Generated feature sets with known structure for the protocol tests.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after } from 'node:test';
 import { fromTypedArray } from '@pretext/torch';
 import type { SampleStore } from '../../src/data/store.js';
 import type { LabeledFeatures } from '../../src/eval/metrics.js';
-import { seededRandom } from '../../src/eval/random.js';
+import { seededRandom } from '../../src/util/random.js';
+import { tempDir as temporaryFolder } from '../temp.js';
 
 /** A fresh temporary folder, removed when the test file ends. */
 export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `pretext-eval-${prefix}-`));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return temporaryFolder(`eval-${prefix}`);
 }
 
 /** Standard normal draws (Box-Muller) from a seeded uniform generator. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromTypedArray } from '@pretext/torch';
 import { knnProbe, knnVotes } from '../../src/eval/knn.js';
-import { seededRandom } from '../../src/eval/random.js';
+import { seededRandom } from '../../src/util/random.js';
 import { gaussian } from './fixtures.js';
 
 function bruteForceVotes(

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as torch from '@pretext/torch';
 import { nn, optim } from '@pretext/torch';
 import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../../src/train/checkpoint.js';
+import { tempDir } from '../temp.js';
 
 function setup() {
   torch.manualSeed(1);
@@ -33,7 +33,7 @@ function trainSteps(s: ReturnType<typeof setup>, n: number) {
 }
 
 test('a checkpoint restores modules, optimizer state, scheduler and RNG state', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pretext-ckpt-'));
+  const dir = tempDir('ckpt');
   const a = setup();
   trainSteps(a, 3);
   const gen = new torch.Generator(5);
@@ -72,7 +72,7 @@ test('a checkpoint restores modules, optimizer state, scheduler and RNG state', 
 });
 
 test('keeps the last K checkpoints, and a missing module key names the file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pretext-prune-'));
+  const dir = tempDir('prune');
   const a = setup();
   const state = { epoch: 0, batch: 0, modules: { model: a.model }, optimizers: { main: a.opt }, schedulers: {}, rng: {}, info: {} };
   for (const step of [1, 2, 3, 4, 5]) saveCheckpoint(dir, { ...state, step });
@@ -100,7 +100,7 @@ for (let step = 1; ; step++) {
 `;
 
 test('a checkpoint write killed half-way never corrupts the previous checkpoint', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pretext-atomic-'));
+  const dir = tempDir('atomic');
   const script = join(fileURLToPath(new URL('.', import.meta.url)), `writer-${process.pid}.mjs`);
   writeFileSync(script, writerScript);
   for (const delay of [0, 7, 23, 41]) {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, mergeConfig, parseAssignment, readConfigFile } from '../../src/config/schema.js';
 import { resolveConfig } from '../../src/train/trainer.js';
+import { tempDir } from '../temp.js';
 
 const base = { task: 'rotation', data: 'synthetic', out: '/tmp/x' };
 
@@ -51,7 +51,7 @@ test('--set assignments parse JSON values and nest keys', () => {
 });
 
 test('config files are read as YAML or JSON, with clear errors', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pretext-config-'));
+  const dir = tempDir('config');
   writeFileSync(join(dir, 'a.yaml'), 'task: rotation\nepochs: 2\noptimizer:\n  name: sgd\n  lr: 0.05\n');
   assert.deepEqual(readConfigFile(join(dir, 'a.yaml')), { task: 'rotation', epochs: 2, optimizer: { name: 'sgd', lr: 0.05 } });
   writeFileSync(join(dir, 'b.json'), '{"task": ');

@@ -2,13 +2,13 @@
 // an uninterrupted run, in deterministic mode.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { safetensors } from '@pretext/torch';
 import { listCheckpoints } from '../../src/train/checkpoint.js';
+import { tempDir } from '../temp.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const hasFashionMnist = existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz');
@@ -84,7 +84,7 @@ function assertSameWeights(a: string, b: string): void {
 }
 
 test('SIGKILL at arbitrary points then --resume reproduces the uninterrupted weights exactly', { skip, timeout: 240_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'pretext-resume-'));
+  const root = tempDir('resume');
   const reference = join(root, 'reference');
   runToEnd(reference);
   assert.equal(listCheckpoints(join(reference, 'checkpoints')).at(-1)!.step, totalSteps);
@@ -102,7 +102,7 @@ test('SIGKILL at arbitrary points then --resume reproduces the uninterrupted wei
 });
 
 test('Ctrl-C saves a checkpoint and exits cleanly; --resume finishes the run', { skip, timeout: 240_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'pretext-sigint-'));
+  const root = tempDir('sigint');
   const reference = join(root, 'reference');
   runToEnd(reference);
   const stopped = join(root, 'stopped');

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { train } from '../../src/train/trainer.js';
+import { tempDir } from '../temp.js';
 
 const skip = existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
   ? false
   : 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)';
 
 test('rotation pretraining lowers the loss on a real slice and logs every epoch', { skip, timeout: 180_000 }, async () => {
-  const out = mkdtempSync(join(tmpdir(), 'pretext-train-'));
+  const out = tempDir('train');
   const lines: string[] = [];
   const result = await train(
     {

@@ -1,7 +1,7 @@
 // The safetensors format: an 8-byte little-endian header length, a JSON header, then raw
 // little-endian tensor bytes. Files load in Python's safetensors and Hugging Face tools.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
 import { bytesPerElement, type DType } from '../dtype.js';
 import { dtypeCode, native, wrap } from '../handle.js';
 import type { Tensor } from '../tensor.js';
@@ -43,39 +43,7 @@ export function serialize(tensors: TensorMap, metadata?: Record<string, string>)
   return Buffer.concat([head, Buffer.from(json), ...blobs]);
 }
 
-/** The temporary file that writeFileAtomic writes before renaming it over `path`. */
-export function atomicTempPath(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-}
-
-/**
- * Writes atomically: a temporary file beside the target, fsync, then rename. A crash or error
- * at any point leaves the previous file as it was; on an error the temporary file is removed.
- */
-export function writeFileAtomic(path: string, data: Uint8Array): void {
-  const tmp = atomicTempPath(path);
-  try {
-    const fd = openSync(tmp, 'w');
-    try {
-      let written = 0;
-      while (written < data.length) written += writeSync(fd, data, written);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  try {
-    const dirFd = openSync(dirname(path), 'r');
-    fsyncSync(dirFd);
-    closeSync(dirFd);
-  } catch {
-    // Directory fsync is best effort (not every filesystem allows it).
-  }
-}
+export { atomicTempPath, writeFileAtomic } from './atomic.js';
 
 export function save(path: string, tensors: TensorMap, metadata?: Record<string, string>): void {
   writeFileAtomic(path, serialize(tensors, metadata));

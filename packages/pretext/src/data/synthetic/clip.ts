@@ -2,7 +2,7 @@
 
 import { add, axisAngleMat3, cross, length, mulMat3, normalize, scale, type Mat3, type Vec3 } from './math.js';
 import { renderDescription, type RenderOptions, type SceneSample } from './render.js';
-import { Rng } from './rng.js';
+import { Rng } from '../../util/random.js';
 import { sampleScene } from './sample.js';
 import type { Primitive, SceneDescription } from './scene.js';
 

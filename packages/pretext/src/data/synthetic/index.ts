@@ -1,6 +1,6 @@
 // Procedural 3D scenes with exact depth, normal, instance and contour maps.
 
-export { Rng } from './rng.js';
+export { Rng } from '../../util/random.js';
 export type { Mat3, Vec3 } from './math.js';
 export type {
   Box,

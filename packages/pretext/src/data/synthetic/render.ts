@@ -2,7 +2,7 @@
 
 import { compileScene, PLANE, type CompiledScene } from './compile.js';
 import { Hit, occluded, surfaceFrame, traceNearest } from './intersect.js';
-import { Rng } from './rng.js';
+import { Rng } from '../../util/random.js';
 import { sampleScene } from './sample.js';
 import type { SceneDescription } from './scene.js';
 import { albedo } from './texture.js';

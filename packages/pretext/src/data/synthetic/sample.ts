@@ -1,7 +1,7 @@
 // Random scene sampler: textured primitives resting on a ground plane, 1-2 lights, a camera framing them.
 
 import { add, axisAngleMat3, column, length, normalize, scale, sub, type Mat3, type Vec3 } from './math.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../../util/random.js';
 import type { Light, Material, Primitive, SceneDescription, Texture, TextureKind } from './scene.js';
 
 export const GROUND_ID = 1;
