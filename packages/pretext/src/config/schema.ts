@@ -124,6 +124,8 @@ export const trainConfigSchema = z
     seed: z.number().int().nonnegative().default(0),
     /** 'bf16' runs each phase's forward and loss under CPU autocast to bfloat16 (fast on AVX512-BF16 and AMX CPUs). */
     precision: z.enum(['fp32', 'bf16']).default('fp32'),
+    /** Before the first step, estimate a step's peak memory from dry steps and refuse a run that would not fit. */
+    memoryCheck: z.boolean().default(true),
     /** Bit-exact resumption: fixes the thread count and restores every RNG and loader position. */
     deterministic: z.boolean().default(false),
     threads: z.number().int().positive().optional(),

@@ -2,9 +2,9 @@
 // sidecar with counters, hyperparameters and loader position. Both are written atomically and the
 // sidecar goes last, so it is the commit point: a write killed half-way leaves the previous
 // checkpoint as the latest valid one.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { safetensors, type nn, type optim, type Tensor } from '@pretext/torch';
+import { makeDirectory, safetensors, type nn, type optim, type Tensor } from '@pretext/torch';
 import type { TaskState } from '../tasks/task.js';
 
 export interface CheckpointState {
@@ -44,7 +44,7 @@ export function checkpointName(step: number): string {
 
 /** Writes a checkpoint; returns its sidecar path. */
 export function saveCheckpoint(dir: string, state: CheckpointState, name = checkpointName(state.step)): string {
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   const tensors = new Map<string, Tensor>();
   for (const [moduleName, module] of Object.entries(state.modules)) {
     for (const [key, t] of module.stateDict()) tensors.set(`model.${moduleName}.${key}`, t);

@@ -6,6 +6,7 @@ import { getTask } from '../tasks/registry.js';
 import type { TaskInstance } from '../tasks/task.js';
 import { listCheckpoints, loadModuleWeights } from './checkpoint.js';
 import type { TrainConfig } from '../config/schema.js';
+import type { SampleStore } from '../data/store.js';
 
 /** What the trainer records about the data in the run folder (data.json). */
 export interface RunData {
@@ -23,6 +24,8 @@ export interface Pretrained {
   checkpoint: string;
   /** Per-channel normalization the run trained with (run folder data.json). */
   normalization: { mean: number[]; std: number[] };
+  /** The side the run trained at (data.json; config.imageSize may be unset, meaning the data's own). */
+  imageSize: number;
 }
 
 /** Finds the checkpoint sidecar: a run folder's best (else latest) checkpoint, or a sidecar path. */
@@ -37,18 +40,18 @@ export function findCheckpoint(path: string): { sidecar: string; runDir: string 
   return { sidecar: latest.sidecar, runDir: path };
 }
 
-/** Rebuilds the task's modules as the run configured them and loads their weights. */
-export function loadPretrained(path: string): Pretrained {
+/** Rebuilds the task's modules as the run configured them and loads their weights; tasks that read their training store (synthetic scenes' geometry) get `store`. */
+export function loadPretrained(path: string, options: { store?: SampleStore } = {}): Pretrained {
   const { sidecar, runDir } = findCheckpoint(path);
   const configPath = join(runDir, 'config.json');
   if (!existsSync(configPath)) throw new Error(`--checkpoint: ${configPath} is missing, so the model cannot be rebuilt`);
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as TrainConfig;
   const data = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8')) as RunData;
   const task = getTask(config.task);
-  const backbone = createBackbone(config.backbone, task.inputChannels?.(data.channels) ?? data.channels);
-  const instance = task.create(backbone, config.taskOptions, { inChannels: data.channels, imageSize: data.imageSize });
+  const backbone = createBackbone(config.backbone, task.inputChannels?.(data.channels, config.taskOptions) ?? data.channels);
+  const instance = task.create(backbone, config.taskOptions, { inChannels: data.channels, imageSize: data.imageSize, store: options.store });
   const restored = loadModuleWeights(sidecar, instance.modules);
   if (restored.taskState) instance.loadState?.(restored.taskState);
   for (const m of Object.values(instance.modules)) m.eval();
-  return { config, instance, backbone, checkpoint: sidecar, normalization: { mean: data.mean, std: data.std } };
+  return { config, instance, backbone, checkpoint: sidecar, normalization: { mean: data.mean, std: data.std }, imageSize: data.imageSize };
 }

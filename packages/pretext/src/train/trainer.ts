@@ -1,9 +1,9 @@
 // The trainer: one loop for every task. It knows optimizer phases, epochs and checkpoints, and
 // nothing about what a task does with a batch.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as torch from '@pretext/torch';
-import { optim, tidy, type nn, type Tensor } from '@pretext/torch';
+import { makeDirectory, optim, tidy, type nn, type Tensor } from '@pretext/torch';
 import { DataLoader, disposeBatch, type Batch } from '../data/loader.js';
 import { resolveDataset } from '../data/datasets.js';
 import { Progress } from '../data/progress.js';
@@ -12,6 +12,7 @@ import { backbones, createBackbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextTask, TaskInstance } from '../tasks/task.js';
 import { BudgetClock, formatBudget, plannedSteps } from './budget.js';
+import { checkStepMemory, dryStep, estimateStepMemory, tensorBytes, type DryStepInput, type StepMemoryEstimate } from './memory.js';
 import { joinRanks } from './parallel.js';
 import { loadLatestCheckpoint, pruneCheckpoints, removeOrphanedTemporaries, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import type { RunData } from './pretrained.js';
@@ -253,6 +254,20 @@ function shardItems(order: Int32Array | undefined, samplesPerItem: number, paral
   return out;
 }
 
+/** Refuses a run whose step would not fit in memory (estimated from dry steps), before it starts. */
+function checkMemory(input: DryStepInput & { batchSize: number; parameters: nn.Parameter[] }, log: (line: string) => void): void {
+  let estimate: StepMemoryEstimate;
+  try {
+    // Optimizer state: up to two slots per parameter (Adam's moments).
+    estimate = estimateStepMemory(dryStep(input), input.batchSize, { extraBytes: 2 * tensorBytes(input.parameters) });
+  } catch (e) {
+    log(`memory: no estimate before the first step (${(e as Error).message})`);
+    return;
+  }
+  log(`memory: a step at batch ${input.batchSize} needs about ${(estimate.stepBytes / 2 ** 30).toFixed(2)} GiB`);
+  checkStepMemory(estimate, { imageSize: input.imageSize });
+}
+
 /** Whether a phase runs on this step. */
 const runsNow = (phase: OptimizerPhase, epoch: number, step: number) =>
   step % (phase.every ?? 1) === 0 && (phase.active?.({ epoch, step }) ?? true);
@@ -278,7 +293,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   const log = parallel.isMain ? (options.log ?? ((line: string) => process.stderr.write(line + '\n'))) : () => {};
   const runDir = config.out;
   const ckptDir = join(runDir, 'checkpoints');
-  mkdirSync(runDir, { recursive: true });
+  makeDirectory(runDir);
   const orphans = parallel.isMain ? removeOrphanedTemporaries(ckptDir) : [];
   if (orphans.length) log(`removed ${orphans.length} temporary file(s) left by an interrupted checkpoint write: ${orphans.join(', ')}`);
   const configPath = join(runDir, 'config.json');
@@ -355,12 +370,18 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       batchSize: config.batchSize,
       seed: config.seed + 1000 * (k + 1),
       augment: config.augment,
+      // The encoder sees every source as it sees the main data (and as evaluation will feed it).
+      normalize: loader.stats(),
       outputSize: imageSize,
       channels: sourceStore.channels < store.channels ? store.channels : undefined,
     });
     sources.set(name, new SourceStream(sourceLoader));
   }
   const generator = new torch.Generator(config.seed + 1);
+  if (config.memoryCheck) {
+    const dry = { instance, channels: store.channels, imageSize, samplesPerItem, sources: [...sources.keys()] };
+    checkMemory({ ...dry, batchSize: config.batchSize, parameters: allParameters }, log);
+  }
 
   const state = (step: number, epoch: number, batch: number, info: Record<string, unknown>): CheckpointState => ({
     step,

@@ -180,7 +180,8 @@ async function run(config: Record<string, unknown>, store: SampleStore, resume =
   trace = newTrace();
   const lines: string[] = [];
   const result = await train(
-    { task: 'fake', data: 'memory', threads: 1, ...config },
+    // The memory check's dry steps would run the fake's prepare and step too; it has its own test below.
+    { task: 'fake', data: 'memory', threads: 1, memoryCheck: false, ...config },
     { store, progress: false, resume, log: (l) => lines.push(l) },
   );
   return { result, lines };
@@ -376,4 +377,11 @@ test('--precision bf16 runs every phase under CPU autocast', async () => {
   await run({ out: tempDir(), epochs: 1, limit: 16 }, indexStore(16));
   const plain: string[] = trace.dtypes;
   assert.ok(plain.every((d) => d === 'float32'));
+});
+
+test('before the first step, a dry-step memory estimate is logged (and the dry steps leave no trace in training)', async () => {
+  const out = tempDir();
+  const { lines, result } = await run({ out, epochs: 1, limit: 16, memoryCheck: true }, indexStore(16));
+  assert.ok(lines.some((l) => /^memory: a step at batch 4 needs about \d+\.\d+ GiB$/.test(l)), lines.join('\n'));
+  assert.equal(result.steps, 4);
 });
