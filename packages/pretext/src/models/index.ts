@@ -2,11 +2,13 @@ import type { Backbone } from './backbone.js';
 import { SmallAlexNet } from './alexnet.js';
 import { NetworkInNetwork } from './nin.js';
 import { CifarResNet } from './resnet.js';
+import { SrResNet } from './srgan.js';
 
 export { Backbone, convBnRelu } from './backbone.js';
 export { NetworkInNetwork, type NinOptions } from './nin.js';
 export { CifarResNet, type ResNetOptions } from './resnet.js';
 export { SmallAlexNet, type AlexNetOptions } from './alexnet.js';
+export { SrResNet, SrganDiscriminator, SubPixelUpsampler, DenseCritic, PReLU, type SrResNetOptions } from './srgan.js';
 
 /** Backbones by the names configs and the CLI use. */
 export const backbones: Record<string, { description: string; create: (inChannels: number) => Backbone }> = {
@@ -29,6 +31,14 @@ export const backbones: Record<string, { description: string; create: (inChannel
   'alexnet-small': {
     description: 'small AlexNet-style trunk, width 32',
     create: (inChannels) => new SmallAlexNet({ width: 32, inChannels }),
+  },
+  srresnet: {
+    description: 'SRResNet trunk (SRGAN generator), 16 residual blocks, width 64',
+    create: (inChannels) => new SrResNet({ inChannels }),
+  },
+  'srresnet-small': {
+    description: 'SRResNet trunk, 8 residual blocks, width 32',
+    create: (inChannels) => new SrResNet({ blocks: 8, width: 32, inChannels }),
   },
 };
 
