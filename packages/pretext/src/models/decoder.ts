@@ -13,9 +13,11 @@ export interface DecoderOptions {
   toSize: number;
   /** Channels of the first upsampling stage; halved at each later one (default 128, at least 32). */
   width?: number;
+  /** Kernel of the final projection to the outputs (default 3; 1 as colorization's per-pixel classifier). */
+  projectionKernel?: 1 | 3;
 }
 
-/** Stride-2 transposed convolutions up to the target size, then a 3x3 projection to the outputs. */
+/** Stride-2 transposed convolutions up to the target size, then a 3x3 (or 1x1) projection to the outputs. */
 export class UpsamplingDecoder extends nn.Module {
   layers: nn.Sequential;
 
@@ -38,7 +40,8 @@ export class UpsamplingDecoder extends nn.Module {
       channels = width;
       width = Math.max(32, width >> 1);
     }
-    mods.push(new nn.Conv2d(channels, outChannels, 3, { padding: 1 }));
+    const kernel = options.projectionKernel ?? 3;
+    mods.push(new nn.Conv2d(channels, outChannels, kernel, { padding: (kernel - 1) >> 1 }));
     this.layers = new nn.Sequential(...mods);
   }
 
