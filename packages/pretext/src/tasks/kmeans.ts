@@ -1,0 +1,501 @@
+// Clustering math for DeepCluster, as batched engine tensor ops: Lloyd's k-means with greedy
+// k-means++ seeding and restarts, PCA whitening, and normalized mutual information between labelings.
+// Distances use ||x||^2 - 2 x·c + ||c||^2 with one matmul per block of rows, so memory stays bounded
+// whatever n and k. Empty clusters are handled as Faiss (which the paper used) does: the empty
+// centroid becomes a symmetrically perturbed copy of a large cluster's centroid, splitting it.
+import {
+  arange,
+  cat,
+  fromTypedArray,
+  Generator,
+  getNumThreads,
+  noGrad,
+  ones,
+  rand,
+  randint,
+  setNumThreads,
+  stack,
+  tensor,
+  tidy,
+  zeros,
+  type Tensor,
+} from '@pretext/torch';
+
+/** Distances computed per block of rows: about this many floats per block. */
+const BLOCK_FLOATS = 1 << 22;
+/** Faiss's relative perturbation when a cluster is split to fill an empty one. */
+const SPLIT_EPS = 1 / 1024;
+
+export interface KMeansOptions {
+  k: number;
+  /** Lloyd iterations (centroid updates) at most; default 20, the paper's Faiss setting. */
+  maxIterations?: number;
+  /** Stops early when the inertia drops by no more than this fraction in an iteration; default 0 (only when assignments stop changing). */
+  tolerance?: number;
+  /** Independent runs (each with its own k-means++ seeding); the lowest inertia wins. Default 1. */
+  restarts?: number;
+  seed?: number;
+  /** Rows per distance block; default 2^22 / k. */
+  blockRows?: number;
+}
+
+export interface KMeansResult {
+  /** k x d. */
+  centroids: Tensor;
+  /** int64 n: the nearest centroid of every row, for the final centroids. */
+  assignments: Tensor;
+  /** Sum of squared distances of the rows to their centroids. */
+  inertia: number;
+  /** Centroid updates run (of the best restart). */
+  iterations: number;
+  /** Empty clusters re-seeded by splitting (of the best restart). */
+  splits: number;
+}
+
+/**
+ * Runs `fn` without grad, in a tidy scope, on one intra-op thread, restoring the count after. The
+ * matmuls keep BLAS's own threads; the other ops are small (k-means++ runs k steps of a few) or
+ * cheap next to the matmul, and a parallel region per op costs more than it saves, far more when
+ * other processes hold the cores. scikit-learn splits the work the same way (NumPy's small ops are
+ * single-threaded, BLAS is not).
+ */
+function clusteringScope<T>(fn: () => T): T {
+  const threads = getNumThreads();
+  setNumThreads(1);
+  try {
+    return noGrad(() => tidy(fn));
+  } finally {
+    setNumThreads(threads);
+  }
+}
+
+const blockRowsFor = (k: number, blockRows?: number) => blockRows ?? Math.max(1, Math.floor(BLOCK_FLOATS / k));
+
+/**
+ * Nearest centroid of each row (int64 n), block by block, and the sum over rows of
+ * ||c||^2 - 2 x·c at that centroid (a float64 scalar): the inertia less the constant sum of ||x||^2.
+ */
+function assign(x: Tensor, centroids: Tensor, blockRows?: number): { labels: Tensor; partial: Tensor } {
+  return tidy(() => {
+    const n = x.shape[0];
+    const rows = blockRowsFor(centroids.shape[0], blockRows);
+    const centroidNorms = centroids.square().sum(1).unsqueeze(0);
+    const transposed = centroids.t();
+    const labels: Tensor[] = [];
+    const partials: Tensor[] = [];
+    for (let start = 0; start < n; start += rows) {
+      const [label, partial] = tidy(() => {
+        const block = x.narrow(0, start, Math.min(rows, n - start));
+        const [best, nearest] = centroidNorms.addmm(block, transposed, 1, -2).minDim(1);
+        return [nearest, best.sum(null, false, 'float64')];
+      });
+      labels.push(label);
+      partials.push(partial);
+    }
+    return { labels: labels.length === 1 ? labels[0] : cat(labels), partial: partials.length === 1 ? partials[0] : stack(partials).sum() };
+  });
+}
+
+/** Sum of squared norms of the rows, in float64. */
+const totalSquaredNorm = (x: Tensor) => x.square().sum(null, false, 'float64').item();
+
+/** Nearest centroid of each row (x: n x d, centroids: k x d) and the inertia of that assignment. */
+export function nearestCentroids(x: Tensor, centroids: Tensor, blockRows?: number): { labels: Tensor; inertia: number } {
+  return clusteringScope(() => {
+    const { labels, partial } = assign(x, centroids, blockRows);
+    return { labels, inertia: Math.max(0, partial.item() + totalSquaredNorm(x)) };
+  });
+}
+
+/**
+ * Greedy k-means++ (Arthur & Vassilvitskii 2007, with scikit-learn's 2 + ln k candidates per
+ * centroid): each new centroid is the candidate, drawn with probability proportional to the squared
+ * distance to the nearest centroid so far, that lowers the total the most. Returns k x d rows of x.
+ */
+export function kmeansPlusPlus(x: Tensor, k: number, generator: Generator): Tensor {
+  const n = x.shape[0];
+  if (!(Number.isInteger(k) && k >= 1 && k <= n)) throw new RangeError(`kmeansPlusPlus: k must be an integer in [1, ${n}], got ${k}`);
+  const trials = 2 + Math.floor(Math.log(k));
+  return clusteringScope(() => {
+    // Distances of candidates (rows) to every point (columns), as [-2c, ||c||^2] · [x, 1]^T + ||x||^2 in one addmm.
+    const norms = x.square().sum(1).unsqueeze(0);
+    const extended = cat([x, ones([n, 1], x.dtype)], 1).t();
+    const squaredDistances = (rows: Tensor) => {
+      const centers = x.index(rows);
+      return norms.addmm(cat([centers.mul(-2), centers.square().sum(1, true)], 1), extended);
+    };
+    const chosen = zeros([k], 'int64');
+    const first = randint(0, n, [1], generator);
+    chosen.narrow(0, 0, 1).copy_(first);
+    let closest = squaredDistances(first).clamp(0); // 1 x n
+    for (let c = 1; c < k; c++) {
+      const next = tidy(() => {
+        const cumulative = closest.cumsum(1, 'float64');
+        const targets = rand([trials, 1], generator, 'float64').mul(cumulative.narrow(1, n - 1, 1));
+        // searchsorted: the number of cumulative sums below each target.
+        const candidates = cumulative
+          .lt(targets)
+          .sum(1)
+          .clamp(0, n - 1);
+        const candidateClosest = closest.minimum(squaredDistances(candidates));
+        const best = candidateClosest.sum(1, false, 'float64').argmin(0, true);
+        chosen.narrow(0, c, 1).copy_(candidates.index(best));
+        return candidateClosest.indexSelect(0, best).clamp(0);
+      });
+      closest.dispose();
+      closest = next;
+    }
+    return x.index(chosen);
+  });
+}
+
+/** Centroid of each cluster (k x d) and its size (int64 k); empty clusters get a zero row. */
+function clusterMeans(x: Tensor, labels: Tensor, k: number): { means: Tensor; sizes: Tensor } {
+  const sums = zeros([k, x.shape[1]], x.dtype).indexPut_(labels, x, true);
+  const sizes = labels.bincount(null, k);
+  return { means: sums.div(sizes.clamp(1).unsqueeze(1).toDtype(x.dtype)), sizes };
+}
+
+/**
+ * Fills every empty cluster as Faiss does: its centroid becomes a copy of the largest cluster's
+ * centroid scaled by (1 ± eps) in alternating dimensions, the large one by (1 ∓ eps), and the
+ * large cluster's size is split between the two. Returns how many clusters were filled.
+ */
+export function splitForEmptyClusters(centroids: Tensor, sizes: number[]): number {
+  let splits = 0;
+  noGrad(() =>
+    tidy(() => {
+      const d = centroids.shape[1];
+      const sign = arange(0, d, 1, 'int64').remainder(2).mul(-2).add(1).toDtype(centroids.dtype).mul(SPLIT_EPS);
+      for (let empty = 0; empty < sizes.length; empty++) {
+        if (sizes[empty] > 0) continue;
+        const largest = sizes.indexOf(Math.max(...sizes));
+        if (sizes[largest] < 2) break;
+        const source = centroids.narrow(0, largest, 1).clone();
+        centroids.narrow(0, empty, 1).copy_(source.mul(sign.add(1)));
+        centroids.narrow(0, largest, 1).copy_(source.mul(sign.neg().add(1)));
+        sizes[empty] = Math.floor(sizes[largest] / 2);
+        sizes[largest] -= sizes[empty];
+        splits++;
+      }
+    }),
+  );
+  return splits;
+}
+
+/**
+ * Lloyd's algorithm from the given centroids: assign, update, fill empty clusters, until
+ * `maxIterations` updates or the inertia stops dropping by more than `tolerance` (relative). The
+ * result's assignments and inertia belong to its centroids (one last assignment after the last update).
+ */
+export function lloyd(x: Tensor, initial: Tensor, options: Omit<KMeansOptions, 'k' | 'restarts' | 'seed'> = {}): KMeansResult {
+  const k = initial.shape[0];
+  const maxIterations = options.maxIterations ?? 20;
+  const tolerance = options.tolerance ?? 0;
+  return clusteringScope(() => {
+    let centroids = initial.clone();
+    let splits = 0;
+    let iterations = 0;
+    let previous = Infinity;
+    const constant = totalSquaredNorm(x);
+    for (;;) {
+      const { labels, partial } = assign(x, centroids, options.blockRows);
+      const inertia = Math.max(0, partial.item() + constant);
+      partial.dispose();
+      if (iterations === maxIterations || previous - inertia <= tolerance * previous) {
+        return { centroids, assignments: labels, inertia, iterations, splits };
+      }
+      previous = inertia;
+      const next = tidy(() => {
+        const { means, sizes } = clusterMeans(x, labels, k);
+        splits += splitForEmptyClusters(means, sizes.toArray());
+        return means;
+      });
+      labels.dispose();
+      centroids.dispose();
+      centroids = next;
+      iterations++;
+    }
+  });
+}
+
+/** k-means with k-means++ seeding; of `restarts` runs the one with the lowest inertia. */
+export function kmeans(x: Tensor, options: KMeansOptions): KMeansResult {
+  const restarts = options.restarts ?? 1;
+  if (!(Number.isInteger(restarts) && restarts >= 1)) throw new RangeError(`kmeans: restarts must be a positive integer, got ${restarts}`);
+  const generator = new Generator(options.seed ?? 0);
+  let best: KMeansResult | undefined;
+  for (let r = 0; r < restarts; r++) {
+    const run = clusteringScope(() => lloyd(x, kmeansPlusPlus(x, options.k, generator), options));
+    if (!best || run.inertia < best.inertia) {
+      if (best) disposeResult(best);
+      best = run;
+    } else disposeResult(run);
+  }
+  return best!;
+}
+
+function disposeResult(result: KMeansResult): void {
+  result.centroids.dispose();
+  result.assignments.dispose();
+}
+
+// ---------------------------------------------------------------------------------------------
+// PCA whitening
+
+export interface Pca {
+  /** D: the data mean. */
+  mean: Tensor;
+  /** D x d: the top-d principal directions, each divided by the square root of its variance. */
+  projection: Tensor;
+}
+
+/**
+ * PCA to at most `dim` components with whitening (Faiss's PCAMatrix with eigen power -0.5, as the
+ * paper): projected data has identity covariance on the kept components. Components whose variance
+ * is below `eps` times the largest (dead channels, fewer samples than features) are dropped, since
+ * whitening would blow their rounding noise up to unit variance.
+ */
+export function fitPcaWhitening(x: Tensor, dim: number, eps = 1e-6): Pca {
+  const [n, features] = x.shape;
+  if (!(Number.isInteger(dim) && dim >= 1 && dim <= features))
+    throw new RangeError(`fitPcaWhitening: dim must be in [1, ${features}], got ${dim}`);
+  return noGrad(() =>
+    tidy(() => {
+      const mean = x.mean(0);
+      const centered = x.sub(mean);
+      const covariance = centered
+        .t()
+        .mm(centered)
+        .div(Math.max(1, n - 1));
+      const { values, vectors } = symmetricEigen(covariance.toDtype('float64').toTypedArray() as Float64Array, features);
+      let kept = 1;
+      while (kept < dim && values[kept] > eps * values[0]) kept++;
+      const projection = new Float64Array(features * kept);
+      for (let j = 0; j < kept; j++) {
+        const scale = 1 / Math.sqrt(values[j] || 1);
+        for (let i = 0; i < features; i++) projection[i * kept + j] = vectors[j * features + i] * scale;
+      }
+      return { mean, projection: fromTypedArray(projection, [features, kept]).toDtype(x.dtype) };
+    }),
+  );
+}
+
+export function applyPca(x: Tensor, pca: Pca): Tensor {
+  return x.sub(pca.mean).mm(pca.projection);
+}
+
+/**
+ * Eigen-decomposition of a symmetric n x n matrix (row-major): Householder tridiagonalization then
+ * the implicit QL algorithm (EISPACK tred2/tql2, as JAMA). The engine has no linalg.eigh, and the
+ * matrix is the small D x D feature covariance. Returns eigenvalues in descending order and the
+ * eigenvectors as rows of `vectors` (vector j at [j * n, (j + 1) * n)).
+ */
+export function symmetricEigen(matrix: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+  // Both passes work on the transform's transpose, whose columns (the eigenvectors) are then
+  // contiguous rows; a symmetric input is its own transpose.
+  const w = Float64Array.from(matrix);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  tridiagonalize(w, d, e, n);
+  diagonalize(w, d, e, n);
+  const order = Array.from(d.keys()).sort((a, b) => d[b] - d[a]);
+  const values = Float64Array.from(order, (j) => d[j]);
+  const vectors = new Float64Array(n * n);
+  order.forEach((j, rank) => vectors.set(w.subarray(j * n, (j + 1) * n), rank * n));
+  return { values, vectors };
+}
+
+/** tred2 on the transpose: v becomes the orthogonal transform's transpose, d the diagonal, e the sub-diagonal. */
+function tridiagonalize(v: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
+  for (let j = 0; j < n; j++) d[j] = v[j * n + n - 1];
+  for (let i = n - 1; i > 0; i--) {
+    let scale = 0;
+    let h = 0;
+    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
+    if (scale === 0) {
+      e[i] = d[i - 1];
+      for (let j = 0; j < i; j++) {
+        d[j] = v[j * n + i - 1];
+        v[j * n + i] = 0;
+        v[i * n + j] = 0;
+      }
+    } else {
+      for (let k = 0; k < i; k++) {
+        d[k] /= scale;
+        h += d[k] * d[k];
+      }
+      let f = d[i - 1];
+      let g = f > 0 ? -Math.sqrt(h) : Math.sqrt(h);
+      e[i] = scale * g;
+      h -= f * g;
+      d[i - 1] = f - g;
+      for (let j = 0; j < i; j++) e[j] = 0;
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        v[i * n + j] = f;
+        g = e[j] + v[j * n + j] * f;
+        for (let k = j + 1; k <= i - 1; k++) {
+          g += v[j * n + k] * d[k];
+          e[k] += v[j * n + k] * f;
+        }
+        e[j] = g;
+      }
+      f = 0;
+      for (let j = 0; j < i; j++) {
+        e[j] /= h;
+        f += e[j] * d[j];
+      }
+      const hh = f / (h + h);
+      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        g = e[j];
+        for (let k = j; k <= i - 1; k++) v[j * n + k] -= f * e[k] + g * d[k];
+        d[j] = v[j * n + i - 1];
+        v[j * n + i] = 0;
+      }
+    }
+    d[i] = h;
+  }
+  for (let i = 0; i < n - 1; i++) {
+    v[i * n + n - 1] = v[i * n + i];
+    v[i * n + i] = 1;
+    const h = d[i + 1];
+    if (h !== 0) {
+      for (let k = 0; k <= i; k++) d[k] = v[(i + 1) * n + k] / h;
+      for (let j = 0; j <= i; j++) {
+        let g = 0;
+        for (let k = 0; k <= i; k++) g += v[(i + 1) * n + k] * v[j * n + k];
+        for (let k = 0; k <= i; k++) v[j * n + k] -= g * d[k];
+      }
+    }
+    for (let k = 0; k <= i; k++) v[(i + 1) * n + k] = 0;
+  }
+  for (let j = 0; j < n; j++) {
+    d[j] = v[j * n + n - 1];
+    v[j * n + n - 1] = 0;
+  }
+  v[(n - 1) * n + n - 1] = 1;
+  e[0] = 0;
+}
+
+/** tql2 on the transposed transform w (eigenvector j ends up in row j), d the eigenvalues. */
+function diagonalize(w: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
+  for (let i = 1; i < n; i++) e[i - 1] = e[i];
+  e[n - 1] = 0;
+  let f = 0;
+  let largest = 0;
+  const eps = 2 ** -52;
+  for (let l = 0; l < n; l++) {
+    largest = Math.max(largest, Math.abs(d[l]) + Math.abs(e[l]));
+    let m = l;
+    while (m < n - 1 && Math.abs(e[m]) > eps * largest) m++;
+    if (m > l) {
+      do {
+        let g = d[l];
+        let p = (d[l + 1] - g) / (2 * e[l]);
+        let r = Math.hypot(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        const dl1 = d[l + 1];
+        let h = g - d[l];
+        for (let i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        let c = 1;
+        let c2 = c;
+        let c3 = c;
+        const el1 = e[l + 1];
+        let s = 0;
+        let s2 = 0;
+        for (let i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i];
+          h = c * p;
+          r = Math.hypot(p, e[i]);
+          e[i + 1] = s * r;
+          s = e[i] / r;
+          c = p / r;
+          p = c * d[i] - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]);
+          const next = (i + 1) * n;
+          const row = i * n;
+          for (let k = 0; k < n; k++) {
+            const a = w[next + k];
+            w[next + k] = s * w[row + k] + c * a;
+            w[row + k] = c * w[row + k] - s * a;
+          }
+        }
+        p = (-s * s2 * c3 * el1 * e[l]) / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (Math.abs(e[l]) > eps * largest);
+    }
+    d[l] += f;
+    e[l] = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalized mutual information
+
+/** Entropy (nats) of a labeling from its cluster sizes. */
+function entropy(sizes: Tensor, n: number): number {
+  const p = sizes.maskedSelect(sizes.gt(0)).toDtype('float64').div(n);
+  return -p.mul(p.log()).sum().item();
+}
+
+/**
+ * NMI of two labelings of the same samples (int64 tensors of labels >= 0): mutual information over
+ * the arithmetic mean of the entropies, as scikit-learn's normalized_mutual_info_score (which the
+ * paper used). The contingency table is built sparse, by sorting pair codes, so any k fits.
+ */
+export function normalizedMutualInformation(first: Tensor, second: Tensor): number {
+  const n = first.numel();
+  if (second.numel() !== n) throw new RangeError(`normalizedMutualInformation: labelings of ${n} and ${second.numel()} samples`);
+  if (n === 0) return 1;
+  return noGrad(() =>
+    tidy(() => {
+      const a = first.long().reshape(-1);
+      const b = second.long().reshape(-1);
+      const [aMin, bMin, aMax, bMax] = cat([a.min().view(1), b.min().view(1), a.max().view(1), b.max().view(1)]).toArray();
+      if (aMin < 0 || bMin < 0) throw new RangeError('normalizedMutualInformation: labels must be >= 0');
+      const aSizes = a.bincount(null, aMax + 1);
+      const bSizes = b.bincount(null, bMax + 1);
+      const ha = entropy(aSizes, n);
+      const hb = entropy(bSizes, n);
+      if (ha === 0 && hb === 0) return 1;
+      const [codes] = a
+        .mul(bMax + 1)
+        .add(b)
+        .sort();
+      const starts = cat([
+        zeros([1], 'int64'),
+        codes
+          .narrow(0, 1, n - 1)
+          .ne(codes.narrow(0, 0, n - 1))
+          .nonzero()
+          .view(-1)
+          .add(1),
+      ]);
+      const ends = cat([starts.narrow(0, 1, starts.numel() - 1), tensor([n])]);
+      const joint = ends.sub(starts).toDtype('float64');
+      const cell = codes.index(starts);
+      const rows = aSizes.index(cell.div(bMax + 1, 'floor')).toDtype('float64');
+      const cols = bSizes.index(cell.remainder(bMax + 1)).toDtype('float64');
+      const mi = Math.max(
+        0,
+        joint
+          .div(n)
+          .mul(joint.mul(n).div(rows.mul(cols)).log())
+          .sum()
+          .item(),
+      );
+      return mi === 0 ? 0 : mi / ((ha + hb) / 2);
+    }),
+  );
+}
