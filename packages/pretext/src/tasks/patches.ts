@@ -164,4 +164,3 @@ export const PATCH_TASK_DEFAULTS: TaskDefaults = {
   optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, weightDecay: 5e-4 },
   schedule: { name: 'multistep', milestones: [30, 60, 80], gamma: 0.1 },
 };
-

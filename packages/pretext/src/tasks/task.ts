@@ -152,11 +152,7 @@ export interface PretextTask<O extends z.ZodTypeAny = z.ZodTypeAny> {
   };
   /** Channels the backbone takes, given the data's and the task options (1 for colorization's L input); default the data's. */
   readonly inputChannels?: (dataChannels: number, options: z.infer<O>) => number;
-  create(
-    backbone: Backbone,
-    options: z.infer<O>,
-    context: { inChannels: number; imageSize: number; store?: SampleStore },
-  ): TaskInstance;
+  create(backbone: Backbone, options: z.infer<O>, context: { inChannels: number; imageSize: number; store?: SampleStore }): TaskInstance;
   /** Renders what the task asks of the model on a prepared batch (and its answers, when given). */
   picture(batch: PretextBatch, answers: Answer[] | undefined, display: (images: Tensor) => Tensor): TaskPicture;
 }

@@ -49,7 +49,11 @@ export function loadPretrained(path: string, options: { store?: SampleStore } = 
   const data = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8')) as RunData;
   const task = getTask(config.task);
   const backbone = createBackbone(config.backbone, task.inputChannels?.(data.channels, config.taskOptions) ?? data.channels);
-  const instance = task.create(backbone, config.taskOptions, { inChannels: data.channels, imageSize: data.imageSize, store: options.store });
+  const instance = task.create(backbone, config.taskOptions, {
+    inChannels: data.channels,
+    imageSize: data.imageSize,
+    store: options.store,
+  });
   const restored = loadModuleWeights(sidecar, instance.modules);
   if (restored.taskState) instance.loadState?.(restored.taskState);
   for (const m of Object.values(instance.modules)) m.eval();

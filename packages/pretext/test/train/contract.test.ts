@@ -64,7 +64,15 @@ const fakeOptions = z
 let trace: Trace;
 /** The generator step (task-state count) at which the loss turns NaN; -1 never. */
 let nanAtStep = -1;
-const newTrace = (): Trace => ({ calls: [], frozenOthers: [], epochStarts: [], batchSamples: [], sourceMeans: [], stepsSeen: 0, dtypes: [] });
+const newTrace = (): Trace => ({
+  calls: [],
+  frozenOthers: [],
+  epochStarts: [],
+  batchSamples: [],
+  sourceMeans: [],
+  stepsSeen: 0,
+  dtypes: [],
+});
 
 /** Sample index of each image of a batch, recovered from the index store's constant pixels. */
 function samplesOf(batch: Batch, store: SampleStore): number[] {
@@ -382,6 +390,9 @@ test('--precision bf16 runs every phase under CPU autocast', async () => {
 test('before the first step, a dry-step memory estimate is logged (and the dry steps leave no trace in training)', async () => {
   const out = tempDir();
   const { lines, result } = await run({ out, epochs: 1, limit: 16, memoryCheck: true }, indexStore(16));
-  assert.ok(lines.some((l) => /^memory: a step at batch 4 needs about \d+\.\d+ GiB$/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /^memory: a step at batch 4 needs about \d+\.\d+ GiB$/.test(l)),
+    lines.join('\n'),
+  );
   assert.equal(result.steps, 4);
 });
