@@ -16,7 +16,7 @@ function find(dir) {
 }
 
 const filter = process.argv[2];
-const files = ['packages/torch/dist/test', 'packages/pretext/dist/test']
+const files = ['packages/torch/dist/test', 'packages/pretext/dist/test', 'packages/studio/dist/test']
   .flatMap((d) => {
     try {
       return find(d);

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libtorch-dev libopenblas0-pthread libgloo-dev ffmpeg dataset-fashion-mnist fonts-dejavu-core)
+packages=(libtorch-dev libopenblas0-pthread libgloo-dev ffmpeg dataset-fashion-mnist fonts-dejavu-core chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,19 +1,21 @@
 // Each CLI command: its options, help and implementation.
 import { writeFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
-import * as torch from '@pretext/torch';
 import { builtinDatasets, resolveDataset } from '../data/datasets.js';
-import { DataLoader, disposeBatch } from '../data/loader.js';
 import { ingestImages } from '../data/ingest.js';
 import { ingestVideos } from '../data/video.js';
 import { writeSyntheticGrid } from '../data/synthetic/index.js';
-import { backbones, createBackbone } from '../models/index.js';
+import { backbones } from '../models/index.js';
 import { getTask, tasks } from '../tasks/registry.js';
-import { isClassAnswer, type Answer } from '../tasks/task.js';
 import { mergeConfig, parseAssignment, readConfigFile } from '../config/schema.js';
+import { exportBackbone } from '../train/export.js';
 import { loadPretrained } from '../train/pretrained.js';
+import { parseBudget } from '../train/budget.js';
+import { launchWorkers, withoutFlag } from './launch.js';
 import { subsetIndices, train } from '../train/trainer.js';
+import { examplesImageSize, taskExamples } from '../viz/examples.js';
 import { writeGrid } from '../viz/grid.js';
+import { clipReport, CLIP_SPLITS, type ClipSplit } from '../eval/clips.js';
 import {
   embed,
   evaluate,
@@ -40,12 +42,22 @@ export interface Command {
 }
 
 const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
+/** Progress and warnings go to stderr, so that stdout holds only the result. */
+const logLine = (line: string) => console.error(line);
 
 function num(values: Values, name: string): number | undefined {
   const v = str(values[name]);
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${v}'`);
+  return n;
+}
+
+/** A flag that must be a whole number of at least 1, when given. */
+function wholeNumber(values: Values, name: string): number | undefined {
+  const n = num(values, name);
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1))
+    throw new Error(`--${name} must be a whole number of at least 1, got '${str(values[name])}'`);
   return n;
 }
 
@@ -88,6 +100,8 @@ function configFromArgs(values: Values): Record<string, unknown> {
     if (n !== undefined) flags[key] = n;
   }
   if (values.deterministic) flags.deterministic = true;
+  if (str(values.budget)) flags.budget = parseBudget(str(values.budget)!);
+  if (str(values.precision)) flags.precision = str(values.precision);
   const sources = Object.fromEntries(sourceFlags().flatMap((name) => (str(values[name]) ? [[name, str(values[name])]] : [])));
   if (Object.keys(sources).length) flags.sources = sources;
   const lr = num(values, 'lr');
@@ -107,20 +121,37 @@ const pretrain: Command = {
   --image-size S       resize inputs to S x S
   --steps-per-epoch N  cap batches per epoch
   --set key.path=VAL   override any config field (repeatable), e.g. --set optimizer.momentum=0.8
+  --budget B           stop at B of compute: 30cpu-min (CPU time, all threads) or 15min (wall clock);
+                       the schedule is laid out over the steps B buys (measured at the start)
+  --precision bf16     forward passes under CPU autocast to bfloat16 (default fp32)
+  --nproc N            data-parallel over N local worker processes (gloo); under torchrun, workers read
+                       RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT
   --resume             continue from the latest checkpoint in --out
   --deterministic      bit-exact resumption (fixed threads, RNG and loader state saved)
   --threads N  --checkpoint-every STEPS  --keep-last K  --log-every STEPS  --grad-clip NORM${Object.values(tasks)
-    .flatMap((t) => Object.entries(t.data?.sources ?? {}).map(([name, s]) => `\n  --${name} DATA${' '.repeat(Math.max(1, 14 - name.length))}${t.name}: ${s.description}`))
+    .flatMap((t) =>
+      Object.entries(t.data?.sources ?? {}).map(
+        ([name, s]) => `\n  --${name} DATA${' '.repeat(Math.max(1, 14 - name.length))}${t.name}: ${s.description}`,
+      ),
+    )
     .join('')}`,
   options: {
     config: { type: 'string' },
     ...Object.fromEntries(sourceFlags().map((name) => [name, { type: 'string' as const }])),
     ...Object.fromEntries(Object.keys({ ...pretrainFlags, ...numericFlags, lr: 1 }).map((k) => [k, { type: 'string' as const }])),
     set: { type: 'string', multiple: true },
+    budget: { type: 'string' },
+    precision: { type: 'string' },
+    nproc: { type: 'string' },
     resume: { type: 'boolean' },
     deterministic: { type: 'boolean' },
   },
   async run(values) {
+    const nproc = wholeNumber(values, 'nproc');
+    if (nproc && nproc > 1 && process.env.WORLD_SIZE === undefined) {
+      const args = withoutFlag(process.argv.slice(2), 'nproc');
+      return launchWorkers({ script: process.argv[1], args, nproc, log: logLine });
+    }
     const result = await train(configFromArgs(values), { resume: values.resume === true });
     const last = result.history.at(-1);
     console.log(
@@ -128,6 +159,8 @@ const pretrain: Command = {
         runDir: result.runDir,
         steps: result.steps,
         interrupted: result.interrupted,
+        stopped: result.stopped,
+        imagesSeen: result.imagesSeen,
         lastEpoch: last,
         cpuMinutes: +(result.cpuSeconds / 60).toFixed(2),
         wallMinutes: +(result.wallSeconds / 60).toFixed(2),
@@ -154,15 +187,6 @@ const listBackbones: Command = {
     for (const [name, b] of Object.entries(backbones)) console.log(`${name.padEnd(16)} ${b.description}`);
   },
 };
-
-/** `k/n right` for class answers, the mean score for image answers. */
-function answerSummary(answers: Answer[]): string {
-  const classes = answers.filter(isClassAnswer);
-  if (classes.length) return `${classes.filter((a) => a.correct).length}/${classes.length} right`;
-  const scores = answers.flatMap((a) => ('score' in a && a.score ? [a.score] : []));
-  if (!scores.length) return `${answers.length} answers`;
-  return `mean ${scores[0].name} ${(scores.reduce((t, s) => t + s.value, 0) / scores.length).toFixed(2)}`;
-}
 
 const show: Command = {
   summary: 'picture what a task asks of the model (and its answers, given --checkpoint)',
@@ -191,55 +215,33 @@ Without --task on synthetic data, shows RGB, depth, normals and contours of rend
       return;
     }
     const task = getTask(taskName);
-    const pretrained = str(values.checkpoint) ? loadPretrained(str(values.checkpoint)!) : undefined;
-    if (pretrained && pretrained.config.task !== task.name)
-      throw new Error(`--checkpoint was trained on '${pretrained.config.task}', not '${task.name}'`);
-    const imageSize = num(values, 'image-size') ?? pretrained?.config.imageSize ?? (task.defaults.imageSize as number | undefined);
-    const store = await resolveDataset(data, { split: pretrained ? 'test' : 'train', size: imageSize });
-    const loader = new DataLoader(store, {
-      batchSize: count,
-      seed,
-      normalize: pretrained?.normalization ?? 'dataset',
-      outputSize: imageSize,
-    });
-    const { mean, std } = loader.stats();
-    const display = (images: torch.Tensor) =>
-      images
-        .mul(torch.tensor(std).view([1, -1, 1, 1]))
-        .add(torch.tensor(mean).view([1, -1, 1, 1]))
-        .clamp(0, 1);
-    const iterator = loader.epoch(0);
-    const { value: batch } = await iterator.next();
-    await iterator.return?.();
-    await loader.close();
-    const instance =
-      pretrained?.instance ??
-      task.create(createBackbone(task.defaults.backbone ?? 'nin4', task.inputChannels?.(store.channels) ?? store.channels), task.options.parse({}), {
-        inChannels: store.channels,
-        imageSize: imageSize ?? store.height,
-        store,
-      });
-    const { picture, accuracy } = torch.noGrad(() =>
-      torch.tidy(() => {
-        const prepared = instance.prepare(batch, new torch.Generator(seed));
-        const answers = pretrained ? instance.answers(prepared) : undefined;
-        const right = answers ? ` — ${answerSummary(answers)}` : '';
-        return { picture: task.picture(prepared, answers, display), accuracy: right };
-      }),
-    );
+    const checkpoint = str(values.checkpoint);
+    const run = checkpoint ? loadPretrained(checkpoint) : undefined;
+    const imageSize = num(values, 'image-size') ?? examplesImageSize(task, run);
+    const store = await resolveDataset(data, { split: run ? 'test' : 'train', size: imageSize });
+    // Rebuilt with the store, for tasks that read it (the synthetic task's geometry).
+    const pretrained = checkpoint ? loadPretrained(checkpoint, { store }) : undefined;
+    const { picture, summary } = await taskExamples({ task, store, pretrained, count, seed, imageSize });
     await writeGrid(out, picture.panels, picture.captions, {
       columns: picture.columns,
-      title: `${task.name}: ${task.description}${accuracy}`,
+      title: `${task.name}: ${task.description}${summary ? ` — ${summary}` : ''}`,
     });
     picture.panels.dispose();
-    disposeBatch(batch);
     console.log(`wrote ${out}`);
   },
 };
 
 const ingest: Command = {
   summary: 'decode a folder of images or videos into a cached store',
-  help: `pretext ingest <folder> --size S --out store.pxs [--video --fps F --max-frames N]`,
+  help: `pretext ingest <folder> --out store.pxs [--size S] [--rebuild] [--video --fps F --max-frames N]
+
+  --size S         every image or frame becomes S x S (images: default their own size when they
+                   all share one up to 128 px, else 64; videos: default 64)
+  --out FILE       the store to write; an existing store is replaced, any other file is refused
+  --rebuild        decode again even when the store at --out matches the folder
+  --video          the folder holds video clips (decoded with ffmpeg)
+  --fps F          frames sampled per second of video (default 5)
+  --max-frames N   keep at most N frames of each clip, from its start (default: every frame)`,
   options: {
     size: { type: 'string' },
     out: { type: 'string' },
@@ -250,14 +252,22 @@ const ingest: Command = {
   },
   async run(values, positionals) {
     const source = positionals[0];
-    if (!source) throw new Error('give the folder to ingest: pretext ingest <folder> --size S --out store.pxs');
-    const size = num(values, 'size') ?? 64;
+    if (!source) throw new Error('give the folder to ingest: pretext ingest <folder> --out store.pxs');
+    const size = wholeNumber(values, 'size');
     const out = required(values, 'out');
     const rebuild = values.rebuild === true;
     const result = values.video
-      ? await ingestVideos({ source, size, out, fps: num(values, 'fps') ?? 5, maxFramesPerClip: num(values, 'max-frames'), rebuild })
+      ? await ingestVideos({
+          source,
+          size: size ?? 64,
+          out,
+          fps: num(values, 'fps') ?? 5,
+          maxFramesPerClip: wholeNumber(values, 'max-frames'),
+          rebuild,
+        })
       : await ingestImages({ source, size, out, rebuild });
-    console.log(JSON.stringify({ out, reused: result.reused, samples: result.store.n, classes: result.store.classNames }));
+    const { n, height, width, classNames } = result.store;
+    console.log(JSON.stringify({ out, reused: result.reused, samples: n, size: [height, width], classes: classNames }));
   },
 };
 
@@ -270,10 +280,14 @@ function printResult(label: string, r: EvalResult): void {
 
 const embedCommand: Command = {
   summary: "write a trained backbone's features of a dataset to a safetensors file",
-  help: `pretext embed --checkpoint runs/x --data <data> --out feats.safetensors [--layer BLOCK] [--split train|test] [--pool gap|grid2|flatten] [--limit N] [--pictures DIR]
+  help: `pretext embed --checkpoint runs/x --data <data> --out feats.safetensors [--split train|test] [--layer BLOCK] [--pool gap|grid2|flatten] [--limit N] [--pictures DIR]
 
-The file holds features (N x D float32), labels (int64, -1 where unknown), and the sample paths
-and class names as metadata: the hand-off to 'pretext eval' and to any outside tool.`,
+  --split train|test   which split to embed (default train). A folder's test split is its test/
+                       (else val/) subfolder; a folder without train/ and test/ or val/ has one split.
+
+The file holds features (N x D float32), labels (int64, -1 where unknown), and the sample paths,
+class names, split and how the features were made as metadata: the hand-off to 'pretext eval'
+(embed train and test separately) and to any outside tool.`,
   options: {
     checkpoint: { type: 'string' },
     data: { type: 'string' },
@@ -285,9 +299,9 @@ and class names as metadata: the hand-off to 'pretext eval' and to any outside t
     pictures: { type: 'string' },
   },
   async run(values) {
-    const split = str(values.split) ?? 'test';
+    const split = str(values.split) ?? 'train';
     if (split !== 'train' && split !== 'test') throw new Error(`--split must be train or test, got '${split}'`);
-    const { path, file } = await embed({
+    const { path, file, store } = await embed({
       checkpoint: required(values, 'checkpoint'),
       data: required(values, 'data'),
       out: required(values, 'out'),
@@ -296,20 +310,26 @@ and class names as metadata: the hand-off to 'pretext eval' and to any outside t
       pool: str(values.pool) as Pool | undefined,
       limit: num(values, 'limit'),
       pictures: str(values.pictures),
+      log: logLine,
     });
-    console.log(
-      JSON.stringify({ out: path, samples: file.features.shape[0], dims: file.features.shape[1], classes: file.classNames.length }),
-    );
+    const [samples, dims] = file.features.shape;
+    console.log(JSON.stringify({ out: path, split, source: store.origin, samples, dims, classes: file.classNames.length }));
   },
 };
 
 const evalCommand: Command = {
   summary: 'evaluate features under a protocol: linear, knn, mlp, conv, finetune',
   help: `pretext eval --protocol linear|knn|mlp|conv|finetune
-             --train train.safetensors --test test.safetensors
+             --train train.safetensors --test test.safetensors [--allow-mismatch]
            | --checkpoint runs/x --layer BLOCK|all --train <data> --test <data>
+           | --backbone NAME --init random --layer BLOCK|all --train <data> --test <data> [--image-size S]
              [--labels-per-class K] [--train-limit N] [--test-limit N] [--seed N] [--json FILE]
 
+Features files must come from the same checkpoint, block, pooling and preprocessing (--allow-mismatch
+evaluates them anyway, with a warning), and no test sample may be a training sample. With data
+specs, --train reads the train split and --test the evaluation split (a folder's test/ or val/).
+--init random evaluates the backbone at random init (seeded by --seed): with --checkpoint, its
+architecture and preprocessing; with --backbone NAME, that backbone on the data's own statistics.
 --layer all runs the protocol on every block and names the one that transfers best.`,
   options: {
     protocol: { type: 'string' },
@@ -323,9 +343,16 @@ const evalCommand: Command = {
     'test-limit': { type: 'string' },
     seed: { type: 'string' },
     json: { type: 'string' },
+    'allow-mismatch': { type: 'boolean' },
+    backbone: { type: 'string' },
+    init: { type: 'string' },
+    'image-size': { type: 'string' },
   },
   async run(values) {
     const protocol = str(values.protocol) ?? 'linear';
+    const init = str(values.init);
+    if (init !== undefined && init !== 'random' && init !== 'checkpoint')
+      throw new Error(`--init must be random or checkpoint, got '${init}'`);
     const allLayers = str(values.layer) === 'all';
     const valid: readonly string[] = allLayers ? FEATURE_PROTOCOLS : PROTOCOLS;
     if (!valid.includes(protocol)) {
@@ -342,6 +369,11 @@ const evalCommand: Command = {
       trainLimit: num(values, 'train-limit'),
       testLimit: num(values, 'test-limit'),
       seed: num(values, 'seed'),
+      allowMismatch: values['allow-mismatch'] === true,
+      init: init as 'random' | 'checkpoint' | undefined,
+      backbone: str(values.backbone),
+      imageSize: wholeNumber(values, 'image-size'),
+      log: logLine,
     };
     let output: unknown;
     if (options.layer === 'all') {
@@ -355,6 +387,22 @@ const evalCommand: Command = {
       output = result;
     }
     if (str(values.json)) writeFileSync(str(values.json)!, JSON.stringify(output, null, 2));
+  },
+};
+
+const exportCommand: Command = {
+  summary: "write a run's backbone alone as safetensors that a PyTorch module loads as it is",
+  help: `pretext export --checkpoint runs/x --out backbone.safetensors
+
+Writes the backbone's parameters and buffers (no head, optimizer or RNG state) under the names of
+a PyTorch module of the same layout, which loads them with load_state_dict(strict=True); convolution
+weights are in NCHW order. The metadata holds backbone, inChannels, imageSize, mean, std and blocks.
+examples/load_in_pytorch.py defines the NIN and CIFAR ResNet modules and checks the features.`,
+  options: { checkpoint: { type: 'string' }, out: { type: 'string' } },
+  async run(values) {
+    const out = required(values, 'out');
+    const { tensors, metadata } = exportBackbone(required(values, 'checkpoint'), out);
+    console.log(JSON.stringify({ out, backbone: metadata.backbone, tensors, checkpoint: metadata.checkpoint }));
   },
 };
 
@@ -417,14 +465,74 @@ frozen features of the pretrained backbone and of the same backbone at random in
   },
 };
 
+const clipsCommand: Command = {
+  summary: 'action classification on a video frame store, leaving one person out, against random init',
+  help: `pretext clips --checkpoint runs/x --data store.pxs [--split person|halves] [--layer BLOCK|all] [--pool gap|grid2] [--seed N] [--json FILE]
+
+Linear and kNN probes on the run's frame features and on summaries of each clip (their mean, their
+change from the clip's first frame, their spread over time), and the same for the backbone at random
+init. --split person (default) holds out one recorded person at a time (clips named like
+PS7A1P2T3.avi); --split halves trains on one half of each clip and tests on the other (one clip per
+class). A frame-order run also reports its verification accuracy.`,
+  options: {
+    checkpoint: { type: 'string' },
+    data: { type: 'string' },
+    split: { type: 'string' },
+    layer: { type: 'string' },
+    pool: { type: 'string' },
+    seed: { type: 'string' },
+    json: { type: 'string' },
+  },
+  async run(values) {
+    const split = str(values.split) ?? 'person';
+    if (!CLIP_SPLITS.includes(split as ClipSplit)) throw new Error(`--split must be one of ${CLIP_SPLITS.join(', ')}, got '${split}'`);
+    const report = await clipReport({
+      checkpoint: required(values, 'checkpoint'),
+      data: required(values, 'data'),
+      split: split as ClipSplit,
+      layer: str(values.layer),
+      pool: str(values.pool) as Pool | undefined,
+      seed: num(values, 'seed'),
+      log: console.log,
+    });
+    if (str(values.json)) writeFileSync(str(values.json)!, JSON.stringify(report, null, 2));
+  },
+};
+
+const studio: Command = {
+  summary: 'serve Pretext Studio: tasks on your data, live runs, answers, embeddings, results',
+  help: `pretext studio [--runs runs/] [--data <folder|store|${Object.keys(builtinDatasets).join('|')}>] [--port 7860] [--host 127.0.0.1] [--cache DIR]
+
+Serves a local web app (packages/studio) and prints its URL, which carries a token made at launch.`,
+  options: {
+    runs: { type: 'string' },
+    data: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string' },
+    cache: { type: 'string' },
+  },
+  async run(values) {
+    // The studio depends on this package, not the reverse: it is loaded by name when installed.
+    const name = '@pretext/studio/main';
+    const loaded = await import(name).catch(() => undefined);
+    if (!loaded)
+      throw new Error('Pretext Studio is not installed or not built: it is packages/studio of the repository (npm ci && npm run build)');
+    const args = Object.entries(values).flatMap(([k, v]) => (typeof v === 'string' ? [`--${k}`, v] : []));
+    return (loaded as { main(argv: string[]): Promise<number> }).main(args);
+  },
+};
+
 export const commands: Record<string, Command> = {
   demo,
   pretrain,
   show,
   embed: embedCommand,
   eval: evalCommand,
+  clips: clipsCommand,
   bench,
+  export: exportCommand,
   ingest,
+  studio,
   tasks: listTasks,
   backbones: listBackbones,
 };

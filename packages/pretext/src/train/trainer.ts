@@ -616,16 +616,20 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     parallel.close();
   }
   const cpu = process.cpuUsage(cpuStart);
+  const stopped = interrupted ? 'signal' : budgetSpent ? 'budget' : 'epochs';
+  const [cpuSeconds, wallSeconds] = [(cpu.user + cpu.system) / 1e6, (performance.now() - wallStart) / 1000];
+  // The session's last record: how it ended and what it spent (the studio sums these over resumes).
+  record({ type: 'end', stopped, cpuSeconds, wallSeconds, imagesSeen, steps: step });
   return {
     config,
     runDir,
     steps: step,
     history,
     interrupted,
-    stopped: interrupted ? 'signal' : budgetSpent ? 'budget' : 'epochs',
+    stopped,
     imagesSeen,
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-    wallSeconds: (performance.now() - wallStart) / 1000,
+    cpuSeconds,
+    wallSeconds,
   };
 }
 
