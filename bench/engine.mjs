@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
+    bf16: { type: 'boolean', default: false },
     'soak-steps': { type: 'string', default: '10000' },
     'soak-batch': { type: 'string', default: '32' },
     'min-seconds': { type: 'string', default: '15' },
@@ -53,7 +54,10 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 ensureDebianPackages();
 const threads = Number(execFileSync('nproc').toString());
-console.log(`engine benchmark: batch 128, 32x32 random inputs, SGD nesterov, ${threads} threads, ${opts.rounds} alternating rounds`);
+console.log(
+  `engine benchmark: batch 128, 32x32 random inputs, SGD nesterov, ${threads} threads, ${opts.rounds} alternating rounds` +
+    (opts.bf16 ? ', forward under bfloat16 autocast on both sides' : ''),
+);
 const results = {};
 for (const model of ['nin4', 'resnet18-small']) {
   const speed = { pretext: [], 'pytorch-tuned': [], 'pytorch-default': [], 'pytorch-channels-last': [] };
@@ -62,13 +66,27 @@ for (const model of ['nin4', 'resnet18-small']) {
     for (const side of Object.keys(speed)) {
       // Default malloc is slow enough on NIN that one round of a few steps says all there is.
       if (side === 'pytorch-default' && round > 0) continue;
-      const r = run(side, model, ['--min-seconds', opts['min-seconds'], '--min-steps', side === 'pytorch-default' ? '3' : '5']);
+      const precision = opts.bf16 && side !== 'pytorch-default' ? ['--bf16'] : [];
+      const r = run(side, model, [
+        '--min-seconds',
+        opts['min-seconds'],
+        '--min-steps',
+        side === 'pytorch-default' ? '3' : '5',
+        ...precision,
+      ]);
       speed[side].push(r.images_per_s);
       if (r.train_gflop_per_image) gflop = r.train_gflop_per_image;
       console.log(`  ${model.padEnd(15)} ${side.padEnd(16)} ${r.images_per_s.toFixed(1)} images/s`);
     }
   }
   const m = Object.fromEntries(Object.entries(speed).map(([k, v]) => [k, median(v)]));
+  // Each round's ratio, with its spread: a median alone moves by 5-25% on a shared machine.
+  for (const other of ['pytorch-tuned', 'pytorch-channels-last']) {
+    const ratios = speed.pretext.map((p, i) => p / speed[other][i]).sort((a, b) => a - b);
+    console.log(
+      `  ${model} Pretext / ${other}: min ${ratios[0].toFixed(2)}, median ${median(ratios).toFixed(2)}, max ${ratios.at(-1).toFixed(2)} over ${ratios.length} rounds`,
+    );
+  }
   results[model] = { ...m, gflopsAchieved: m.pretext * gflop, trainGflopPerImage: gflop };
   console.log(
     `${model}: Pretext ${m.pretext.toFixed(1)}, PyTorch tuned ${m['pytorch-tuned'].toFixed(1)}, default ${m['pytorch-default'].toFixed(1)}, ` +
