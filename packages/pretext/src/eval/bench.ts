@@ -2,18 +2,19 @@
 // a stated budget) plus the random-init and supervised baselines of the same backbone; columns are
 // protocols at all labels and at K labels per class; one table per dataset, written as markdown,
 // JSON and SVG charts. Every row records its config and seed.
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Tensor } from '@pretext/torch';
+import { makeDirectory, type Tensor } from '@pretext/torch';
 import { resolveDataset } from '../data/datasets.js';
 import { datasetStats } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
 import { z } from 'zod';
-import { readConfigFile, validate, type TrainConfigInput } from '../train/config.js';
+import { readConfigFile, validate, type TrainConfigInput } from '../config/schema.js';
 import { loadPretrained } from '../train/pretrained.js';
+import { formatBudget } from '../train/budget.js';
 import { subsetIndices, train as pretrain } from '../train/trainer.js';
-import { extractFeatures, extractLayerFeatures, type Pool } from './features.js';
+import { encoderInputOf, extractFeatures, extractLayerFeatures, type Pool } from './features.js';
 import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from './finetune.js';
 import { allRows, labelsOf, type Compute, type EvalResult } from './metrics.js';
 import { confusionHeatmap } from './pictures.js';
@@ -82,7 +83,17 @@ export interface BenchRowResult {
   /** Everything needed to rerun the row. */
   config: Record<string, unknown>;
   /** The pretraining budget (pretext rows). */
-  pretraining?: { epochs: number; steps?: number; cpuMinutes?: number; wallMinutes?: number; runDir: string };
+  pretraining?: {
+    epochs: number;
+    steps?: number;
+    cpuMinutes?: number;
+    wallMinutes?: number;
+    runDir: string;
+    /** The row's budget and whether it ended the run (else its epochs did). */
+    budget?: string;
+    stoppedByBudget?: boolean;
+    imagesSeen?: number;
+  };
   /** The block the protocols read. */
   block: string;
   cells: Record<string, BenchCell>;
@@ -128,6 +139,8 @@ interface RowModel {
   fresh: () => Backbone;
   normalization: { mean: number[]; std: number[] };
   imageSize?: number;
+  /** What the backbone sees of the loader's images (the run's task encoderInput, e.g. colorization's L). */
+  encoderInput?: (images: Tensor) => Tensor;
 }
 
 /**
@@ -142,7 +155,7 @@ async function evaluateRow(
   ks: (number | undefined)[],
   drawn = false,
 ): Promise<Pick<BenchRowResult, 'block' | 'cells' | 'layers' | 'bestBlock'>> {
-  const { backbone, fresh, normalization, imageSize } = model;
+  const { backbone, fresh, normalization, imageSize, encoderInput } = model;
   const seed = options.seed ?? 0;
   const protocols = options.protocols ?? ['linear', 'knn'];
   const block = defaultBlock(backbone, options.block);
@@ -170,7 +183,7 @@ async function evaluateRow(
   let layerSummary: Pick<BenchRowResult, 'layers' | 'bestBlock'> = {};
   if (featureProtocols.length || options.layers !== false) {
     const extract = (store: SampleStore, rows: Int32Array) =>
-      extractLayerFeatures(backbone, store, { blocks, pool: options.pool, normalization, imageSize, indices: rows });
+      extractLayerFeatures(backbone, store, { blocks, pool: options.pool, normalization, imageSize, indices: rows, encoderInput });
     const train = await extract(ctx.train, ctx.trainRows);
     const test = await extract(ctx.test, ctx.testRows);
     const [trainLabels, testLabels] = [labelsOf(ctx.train, ctx.trainRows), labelsOf(ctx.test, ctx.testRows)];
@@ -198,7 +211,7 @@ async function evaluateRow(
   }
   if (protocols.includes('conv')) {
     const maps = (store: SampleStore, rows: Int32Array): Promise<Tensor> =>
-      extractFeatures(backbone, store, { block, pool: 'none', normalization, imageSize, indices: rows });
+      extractFeatures(backbone, store, { block, pool: 'none', normalization, imageSize, indices: rows, encoderInput });
     const [train, test] = [await maps(ctx.train, ctx.trainRows), await maps(ctx.test, ctx.testRows)];
     try {
       for (const k of ks) {
@@ -245,8 +258,11 @@ async function pretextRow(ctx: DatasetContext, row: BenchRow, options: BenchOpti
     options.log?.(`pretraining ${row.name} on ${ctx.dataset} into ${runDir}`);
     const result = await pretrain({ seed, ...row.pretrain, data: ctx.dataset, out: runDir }, { log: options.log, progress: false });
     pretraining = {
-      epochs: result.config.epochs,
+      epochs: result.history.at(-1)?.epoch ?? 0,
       steps: result.steps,
+      budget: result.config.budget && formatBudget(result.config.budget),
+      stoppedByBudget: result.stopped === 'budget',
+      imagesSeen: result.imagesSeen,
       cpuMinutes: result.cpuSeconds / 60,
       wallMinutes: result.wallSeconds / 60,
       runDir,
@@ -259,7 +275,8 @@ async function pretextRow(ctx: DatasetContext, row: BenchRow, options: BenchOpti
     backbone: loaded.backbone,
     fresh: () => loadPretrained(runDir).backbone,
     normalization: loaded.normalization,
-    imageSize: loaded.config.imageSize,
+    imageSize: loaded.imageSize,
+    encoderInput: encoderInputOf(loaded.instance),
   };
   const evaluated = await evaluateRow(ctx, options, model, allBudgets(options));
   return {
@@ -403,7 +420,7 @@ function markdown(result: BenchResult, datasets: string[]): string {
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (!options.rows.length && options.baselines?.random === false && options.baselines?.supervised === false)
     throw new Error('bench: nothing to run (no rows, no baselines)');
-  mkdirSync(options.out, { recursive: true });
+  makeDirectory(options.out);
   const datasets = options.datasets ?? ['cifar10', 'fashion-mnist'];
   const seed = options.seed ?? 0;
   const protocols = options.protocols ?? ['linear', 'knn'];

@@ -1,13 +1,13 @@
 // Frozen features: a backbone's block outputs over a store, pooled, and the safetensors file that
 // hands them to the protocols and to outside tools (features N x D float32, labels int64 N, and
 // JSON metadata: class names, sample paths, how they were made).
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { empty, fromTypedArray, nn, noGrad, safetensors, tidy, type Tensor } from '@pretext/torch';
 import { resolveDataset, type Split } from '../data/datasets.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
+import type { TaskInstance } from '../tasks/task.js';
 import { loadPretrained } from '../train/pretrained.js';
 import { subsetIndices } from '../train/trainer.js';
 import { allRows, labelsOf, type LabeledFeatures } from './metrics.js';
@@ -34,6 +34,8 @@ export interface ExtractOptions {
   imageSize?: number;
   /** Only these samples, in this order. */
   indices?: Int32Array;
+  /** What the backbone sees of the loader's images (a task's encoderInput, e.g. colorization's L); the loader then reads the data's own channels. */
+  encoderInput?: (images: Tensor) => Tensor;
 }
 
 export interface LayerExtractOptions extends Omit<ExtractOptions, 'block'> {
@@ -56,11 +58,11 @@ export function poolFeatures(maps: Tensor, pool: Pool): Tensor {
 }
 
 /** Channels of the backbone's input (its first convolution's). */
-export function inputChannels(backbone: Backbone): number {
-  const conv = backbone.parameters().find((p) => p.ndim === 4);
-  if (!conv) throw new Error(`${backbone.constructor.name} has no convolution to read its input channels from`);
-  return conv.shape[1];
-}
+export const inputChannels = (backbone: Backbone): number => backbone.inChannels;
+
+/** A task instance's encoderInput as a free function (undefined when the backbone takes the loader's images). */
+export const encoderInputOf = (instance: TaskInstance): ((images: Tensor) => Tensor) | undefined =>
+  instance.encoderInput && ((images: Tensor) => instance.encoderInput!(images));
 
 /** Checks a layer name, naming the valid ones. */
 export function checkBlock(backbone: Backbone, block: string): void {
@@ -73,9 +75,9 @@ export function checkBlock(backbone: Backbone, block: string): void {
 export function evalLoader(
   backbone: Backbone,
   store: SampleStore,
-  options: { batchSize?: number; normalization: Normalization; imageSize?: number; indices?: Int32Array },
+  options: { batchSize?: number; normalization: Normalization; imageSize?: number; indices?: Int32Array; encoderInput?: unknown },
 ): DataLoader {
-  const channels = inputChannels(backbone);
+  const channels = options.encoderInput ? store.channels : inputChannels(backbone);
   if (channels !== 1 && channels !== 3) throw new Error(`the backbone takes ${channels}-channel input; only 1 or 3 are supported`);
   if (channels < store.channels)
     throw new Error(`the backbone takes ${channels}-channel images but the data has ${store.channels} channels`);
@@ -111,7 +113,10 @@ export async function extractLayerFeatures(
     for await (const batch of loader.epoch(0)) {
       const n = batch.images.shape[0];
       const pooled = noGrad(() =>
-        tidy(() => new Map([...backbone.features(batch.images, options.blocks)].map(([block, maps]) => [block, poolFeatures(maps, pool)]))),
+        tidy(() => {
+          const images = options.encoderInput ? options.encoderInput(batch.images) : batch.images;
+          return new Map([...backbone.features(images, options.blocks)].map(([block, maps]) => [block, poolFeatures(maps, pool)]));
+        }),
       );
       for (const [block, features] of pooled) {
         if (!out.has(block)) out.set(block, empty([loader.numSamples, ...features.shape.slice(1)]));
@@ -135,6 +140,47 @@ export async function extractFeatures(backbone: Backbone, store: SampleStore, op
   return features.get(block) ?? empty([0]);
 }
 
+/** What two features files must share to be compared: the same network, block, pooling and input preprocessing. */
+const MATCHED_META = ['checkpoint', 'backbone', 'layer', 'pool', 'imageSize', 'normalization'] as const;
+
+/** Where a features file's rows were read from (`source`, or for older files the data spec and split). */
+const sourceOf = (meta: Record<string, unknown>): string | undefined =>
+  (meta.source as string | undefined) ?? (meta.data === undefined ? undefined : `${String(meta.data)}:${String(meta.split)}`);
+
+/**
+ * Refuses a train/test pair of features files that cannot give an honest number: the same file,
+ * test rows that are also training rows (same source and shared sample paths), or files made by
+ * different checkpoints, blocks, pooling or preprocessing (unless `allowMismatch`, then a warning).
+ */
+export function checkFeaturePair(
+  train: { path: string; file: FeatureFile },
+  test: { path: string; file: FeatureFile },
+  options: { allowMismatch?: boolean; log?: (line: string) => void } = {},
+): void {
+  if (realpathSync(train.path) === realpathSync(test.path)) {
+    throw new Error(`--train and --test are the same file (${test.path}): the test samples would be trained on`);
+  }
+  const [a, b] = [train.file.meta, test.file.meta];
+  const differ = MATCHED_META.filter((key) => key in a && key in b && JSON.stringify(a[key]) !== JSON.stringify(b[key]));
+  if (differ.length > 0) {
+    const what = differ.map((key) => `${key} ${JSON.stringify(a[key])} vs ${JSON.stringify(b[key])}`).join('; ');
+    const message = `the features files were made differently (train vs test: ${what})`;
+    if (!options.allowMismatch) throw new Error(`${message}; embed both the same way, or pass --allow-mismatch to evaluate them anyway`);
+    options.log?.(`warning: ${message}`);
+  }
+  const source = sourceOf(a);
+  if (source !== sourceOf(b)) return;
+  const trainPaths = new Set(train.file.paths);
+  const shared = test.file.paths.filter((path) => trainPaths.has(path));
+  if (shared.length > 0) {
+    throw new Error(
+      `${shared.length} of the ${test.file.paths.length} test samples are also training samples (${shared.slice(0, 3).join(', ')}` +
+        `${shared.length > 3 ? ', ...' : ''}${source ? `, both from ${source}` : ''}): the score would count memorized samples. ` +
+        `Embed the test split for --test (pretext embed --split test)`,
+    );
+  }
+}
+
 /** A features file: labeled features plus where each row came from and how it was made. */
 export interface FeatureFile extends LabeledFeatures {
   paths: string[];
@@ -148,7 +194,6 @@ export function saveFeatures(path: string, file: FeatureFile): void {
   if (file.labels.length !== n || file.paths.length !== n) {
     throw new Error(`saveFeatures: ${n} feature rows but ${file.labels.length} labels and ${file.paths.length} paths`);
   }
-  mkdirSync(dirname(path), { recursive: true });
   tidy(() =>
     safetensors.save(
       path,
@@ -203,6 +248,7 @@ export interface EmbedOptions {
   checkpoint: string;
   /** A `--data` spec: folder, store file, 'cifar10', 'fashion-mnist'. */
   data: string;
+  /** Default 'train'; 'test' reads a folder's test/ (or val/). */
   split?: Split;
   /** Block to read; default the backbone's last. */
   layer?: string;
@@ -224,8 +270,8 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
   const { backbone, config } = pretrained;
   const layer = options.layer ?? backbone.blockNames[backbone.blockNames.length - 1];
   checkBlock(backbone, layer);
-  const split = options.split ?? 'test';
-  const store = await resolveDataset(options.data, { split, size: config.imageSize, log: options.log });
+  const split = options.split ?? 'train';
+  const store = await resolveDataset(options.data, { split, size: pretrained.imageSize, log: options.log });
   const indices = options.limit ? subsetIndices(store.n, options.limit, options.seed ?? 0) : allRows(store.n);
   const pool = options.pool ?? 'gap';
   const meter = performance.now();
@@ -234,8 +280,9 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
     pool,
     batchSize: options.batchSize,
     normalization: pretrained.normalization,
-    imageSize: config.imageSize,
+    imageSize: pretrained.imageSize,
     indices,
+    encoderInput: encoderInputOf(pretrained.instance),
   });
   const file: FeatureFile = {
     features,
@@ -249,7 +296,8 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
       pool,
       data: options.data,
       split,
-      imageSize: config.imageSize ?? store.height,
+      source: store.origin,
+      imageSize: pretrained.imageSize,
       normalization: pretrained.normalization,
       seconds: (performance.now() - meter) / 1000,
     },

@@ -1,17 +1,27 @@
-// Every pretext task, by name.
+// Every pretext task, by name: importing this module registers each task file.
+import { colorizationTask } from './colorization.js';
 import { contextTask } from './context.js';
+import { deepclusterTask } from './deepcluster.js';
+import { frameOrderTask } from './frame-order.js';
+import { inpaintingTask } from './inpainting.js';
 import { jigsawTask } from './jigsaw.js';
+import { multitaskTask } from './multitask.js';
 import { rotationTask } from './rotation.js';
-import type { PretextTask } from './task.js';
+import { superresTask } from './superres.js';
+import { syntheticTask } from './synthetic.js';
+import { getTask, registerTasks, tasks } from './catalog.js';
 
-export const tasks: Record<string, PretextTask> = {
-  [rotationTask.name]: rotationTask,
-  [jigsawTask.name]: jigsawTask,
-  [contextTask.name]: contextTask,
-};
+registerTasks(
+  rotationTask,
+  jigsawTask,
+  contextTask,
+  deepclusterTask,
+  syntheticTask,
+  frameOrderTask,
+  inpaintingTask,
+  superresTask,
+  multitaskTask,
+  colorizationTask,
+);
 
-export function getTask(name: string): PretextTask {
-  const task = tasks[name];
-  if (!task) throw new Error(`unknown task '${name}'; valid tasks: ${Object.keys(tasks).join(', ')}`);
-  return task;
-}
+export { getTask, tasks };
