@@ -1,9 +1,9 @@
 // The trainer: one loop for every task. It knows optimizer phases, epochs and checkpoints, and
 // nothing about what a task does with a batch.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as torch from '@pretext/torch';
-import { makeDirectory, optim, tidy, type nn, type Tensor } from '@pretext/torch';
+import { makeDirectory, optim, tidy, writeFileAtomic, type nn, type Tensor } from '@pretext/torch';
 import { DataLoader, disposeBatch, type Batch } from '../data/loader.js';
 import { resolveDataset } from '../data/datasets.js';
 import { Progress } from '../data/progress.js';
@@ -283,6 +283,8 @@ function withOnlyGrads<T>(own: Set<nn.Parameter>, all: nn.Parameter[], fn: () =>
   }
 }
 
+const writeJson = (path: string, value: unknown) => writeFileAtomic(path, Buffer.from(JSON.stringify(value, null, 2)));
+
 /** Lets pending signals and I/O run between steps (a Ctrl-C lands within one step). */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -304,7 +306,8 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     const differs = Object.keys(config).filter((k) => k !== 'epochs' && !same(k, saved[k], (config as Record<string, unknown>)[k]));
     if (differs.length) throw new Error(`--resume: the config differs from the run's saved config in ${differs.join(', ')}`);
   }
-  if (parallel.isMain) writeFileSync(configPath, JSON.stringify(config, null, 2));
+  // Atomic: other ranks of a resumed run read it at the same time.
+  if (parallel.isMain) writeJson(configPath, config);
 
   if (config.threads) torch.setNumThreads(config.threads);
   torch.manualSeed(config.seed);
@@ -324,7 +327,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   });
   const imageSize = config.imageSize ?? store.height;
   const runData: RunData = { channels: store.channels, imageSize, ...loader.stats(), samples: loader.numSamples };
-  if (parallel.isMain) writeFileSync(join(runDir, 'data.json'), JSON.stringify(runData, null, 2));
+  if (parallel.isMain) writeJson(join(runDir, 'data.json'), runData);
   const backbone = createBackbone(config.backbone, task.inputChannels?.(store.channels, config.taskOptions) ?? store.channels);
   const instance = task.create(backbone, config.taskOptions, { inChannels: store.channels, imageSize, store });
   const phases = instance.phases();
