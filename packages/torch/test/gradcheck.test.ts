@@ -1478,6 +1478,15 @@ add(
 
 /** Ops in the table that autograd does not differentiate (or that this file checks another way). */
 const nonDifferentiable: Record<string, string> = {
+  // Multi-tensor optimizer updates: run under noGrad on parameters, checked against PyTorch's optimizers in optim.test.ts.
+  foreach_add_: 'optimizer update',
+  foreach_add: 'optimizer update',
+  foreach_add_scalar_: 'optimizer update',
+  foreach_mul_: 'optimizer update',
+  foreach_div_: 'optimizer update',
+  foreach_addcmul_: 'optimizer update',
+  foreach_addcdiv_: 'optimizer update',
+  foreach_sqrt: 'optimizer update',
   _sizes: 'metadata',
   strides: 'metadata',
   _scalar_type: 'metadata',
