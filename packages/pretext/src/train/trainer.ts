@@ -582,6 +582,13 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         };
         history.push(partial);
         record({ type: 'epoch', partial: true, ...partial });
+        // What the budget bought competes for `best` like a whole epoch.
+        const score = partial.metrics[selection.metric];
+        if (score !== undefined && better(score, best)) {
+          best = score;
+          if (parallel.isMain)
+            saveCheckpoint(ckptDir, state(step, epoch, batchIndex, { best, metrics: partial.metrics, selection }), 'best');
+        }
         break;
       }
       await instance.onEpochEnd?.(context(epoch, false, epochExtra));
