@@ -110,6 +110,12 @@ function parseOptions(options: LoaderOptions): z.output<typeof optionsSchema> {
   throw new Error(lines.join('\n'));
 }
 
+/** A batch of images outside a loader (dry steps, tests): sample indices 0..N-1, labels 0, batch 0. */
+export function imageBatch(images: Tensor): Batch {
+  const n = images.shape[0];
+  return { images, labels: torch.zeros([n], 'int64'), indices: torch.arange(0, n, 1, 'int64'), index: 0 };
+}
+
 /** Disposes the tensors of a batch. */
 export function disposeBatch(batch: Batch): void {
   batch.images.dispose();

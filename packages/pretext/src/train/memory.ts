@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import * as torch from '@pretext/torch';
-import type { Batch } from '../data/loader.js';
+import { imageBatch, type Batch } from '../data/loader.js';
 import type { TaskInstance } from '../tasks/task.js';
 
 export interface StepMemoryEstimate {
@@ -92,12 +92,7 @@ export function dryStep(input: DryStepInput): (items: number) => void {
     const saved = torch.noGrad(() => buffers.map((b) => torch.keep(b.clone())));
     try {
       torch.tidy(() => {
-        const fake = (): Batch => ({
-          images: torch.randn([n, channels, imageSize, imageSize]),
-          labels: torch.zeros([n], 'int64'),
-          indices: torch.arange(0, n, 1, 'int64'),
-          index: 0,
-        });
+        const fake = (): Batch => imageBatch(torch.randn([n, channels, imageSize, imageSize]));
         const sources = input.sources?.length ? Object.fromEntries(input.sources.map((name) => [name, fake()])) : undefined;
         const prepared = instance.prepare(fake(), new torch.Generator(0), sources);
         for (const phase of instance.phases()) instance.step(prepared, phase.name).loss.backward();

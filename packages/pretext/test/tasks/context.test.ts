@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { arange, Generator, randn, setNumThreads, stack, tidy, zeros, type Tensor } from '@pretext/torch';
-import type { Batch } from '../../src/data/loader.js';
+import { imageBatch } from '../../src/data/loader.js';
 import { SmallAlexNet } from '../../src/models/alexnet.js';
 import { contextGeometry, contextTask, NEIGHBOURS, pairOffsets, POSITION_NAMES } from '../../src/tasks/context.js';
 import { dropColors, projectOutGreenMagenta } from '../../src/tasks/patches.js';
@@ -9,10 +9,7 @@ import { dropColors, projectOutGreenMagenta } from '../../src/tasks/patches.js';
 // One libtorch thread: OpenMP's two threads slow to a crawl when other processes share the cores.
 setNumThreads(1);
 
-const batchOf = (images: Tensor): Batch => {
-  const n = images.shape[0];
-  return { images, labels: zeros([n], 'int64'), indices: arange(0, n, 1, 'int64'), index: 0 };
-};
+const batchOf = imageBatch;
 
 /** Channel 0 holds the row, channel 1 the column, channel 2 zero. */
 function coordinateImage(n: number, size: number, channels = 3): Tensor {

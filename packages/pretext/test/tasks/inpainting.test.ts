@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { arange, Generator, nn, randn, setNumThreads, tensor, testing, tidy, zeros, type Tensor } from '@pretext/torch';
-import type { Batch } from '../../src/data/loader.js';
+import { Generator, nn, randn, setNumThreads, tensor, testing, tidy, zeros, type Tensor } from '@pretext/torch';
+import { imageBatch } from '../../src/data/loader.js';
 import { SmallAlexNet } from '../../src/models/alexnet.js';
 import {
   BLOB_COVERAGE,
@@ -26,10 +26,7 @@ setNumThreads(1);
 
 const SIZE = 16;
 
-const batchOf = (images: Tensor): Batch => {
-  const n = images.shape[0];
-  return { images, labels: zeros([n], 'int64'), indices: arange(0, n, 1, 'int64'), index: 0 };
-};
+const batchOf = imageBatch;
 
 /** Smooth random images: bilinear upsampling of 4 x 4 noise. */
 const smoothImages = (n: number, size: number, seed: number) =>

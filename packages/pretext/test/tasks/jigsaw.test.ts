@@ -16,11 +16,10 @@ import {
   stack,
   tensor,
   tidy,
-  zeros,
   type Tensor,
 } from '@pretext/torch';
 import { CIFAR10_CLASSES, ensureCifar10Jpeg, loadCifar10, loadFashionMnist, type SampleStore } from '../../src/data/index.js';
-import type { Batch } from '../../src/data/loader.js';
+import { imageBatch } from '../../src/data/loader.js';
 import { SmallAlexNet } from '../../src/models/alexnet.js';
 import { contextTask } from '../../src/tasks/context.js';
 import { assembleTiles, jigsawGeometry, jigsawTask, shuffleTiles, solveTiles, tileOffsets } from '../../src/tasks/jigsaw.js';
@@ -31,10 +30,7 @@ import type { PretextTask } from '../../src/tasks/task.js';
 // One libtorch thread: OpenMP's two threads slow to a crawl when other processes share the cores.
 setNumThreads(1);
 
-const batchOf = (images: Tensor): Batch => {
-  const n = images.shape[0];
-  return { images, labels: zeros([n], 'int64'), indices: arange(0, n, 1, 'int64'), index: 0 };
-};
+const batchOf = imageBatch;
 
 /** Channel 0 holds the row, channel 1 the column, channel 2 row * size + column. */
 function coordinateImage(n: number, size: number): Tensor {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import * as torch from '@pretext/torch';
-import type { Batch } from '../../src/data/loader.js';
+import { imageBatch } from '../../src/data/loader.js';
 import type { SampleStore } from '../../src/data/store.js';
 import { createBackbone } from '../../src/models/index.js';
 import { multitaskTask } from '../../src/tasks/multitask.js';
@@ -21,11 +21,6 @@ const tasks = [
   { name: 'jigsaw', weight: 0.25, options: { permutations: 10, tileFeatures: 16, hidden: 32 } },
 ];
 
-function batchOf(images: torch.Tensor): Batch {
-  const n = images.shape[0];
-  return { images, labels: torch.zeros([n], 'int64'), indices: torch.arange(0, n, 1, 'int64'), index: 0 };
-}
-
 test("the loss is the weighted sum of the tasks' losses, with every head and the shared backbone trained", () => {
   torch.manualSeed(0);
   const backbone = createBackbone('alexnet-small');
@@ -36,7 +31,7 @@ test("the loss is the weighted sum of the tasks' losses, with every head and the
   const owned = new Set(phase[0].parameters);
   for (const module of Object.values(instance.modules)) assert.ok(module.parameters().every((p) => owned.has(p)));
   const images = torch.randn([4, 3, 32, 32]);
-  const prepared = instance.prepare(batchOf(images), new torch.Generator(1));
+  const prepared = instance.prepare(imageBatch(images), new torch.Generator(1));
   const { loss, metrics } = instance.step(prepared, 'main');
   const [rotation, jigsaw] = [metrics['rotation.loss'], metrics['jigsaw.loss']].map((m) => (m as torch.Tensor).item());
   assert.ok(Math.abs(loss.item() - (rotation + 0.25 * jigsaw)) < 1e-5);

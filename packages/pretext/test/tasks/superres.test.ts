@@ -18,7 +18,7 @@ import {
   zeros,
   type Tensor,
 } from '@pretext/torch';
-import { normalizeImages, type Batch } from '../../src/data/loader.js';
+import { imageBatch, normalizeImages } from '../../src/data/loader.js';
 import { createBackbone } from '../../src/models/index.js';
 import { loadRunBackbone } from '../../src/models/run-backbone.js';
 import { prelu, PReLU, SrganDiscriminator, SrResNet, SubPixelUpsampler } from '../../src/models/srgan.js';
@@ -33,10 +33,7 @@ setNumThreads(1);
 
 const SIZE = 16;
 
-const batchOf = (images: Tensor): Batch => {
-  const n = images.shape[0];
-  return { images, labels: zeros([n], 'int64'), indices: arange(0, n, 1, 'int64'), index: 0 };
-};
+const batchOf = imageBatch;
 
 /** Smooth random images in [0, 1]: bilinearly upsampled 4 x 4 noise. */
 const smoothImages = (n: number, size: number, seed: number): Tensor =>
