@@ -1,10 +1,11 @@
 // The backbone of a Pretext run with its trained weights, read straight from the run's files, for
 // tasks that need a fixed pretrained network (SRGAN's content loss). train/pretrained.ts rebuilds a
 // run's whole task instance; tasks may not import train/, so this reads the few files it needs.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { safetensors, tidy } from '@pretext/torch';
 import type { Backbone } from './backbone.js';
+import { findCheckpoint } from '../util/run-files.js';
 import { createBackbone } from './index.js';
 
 export interface RunBackbone {
@@ -20,27 +21,12 @@ const readJson = (path: string): any => {
   return JSON.parse(readFileSync(path, 'utf8'));
 };
 
-/** A run folder's best checkpoint sidecar, else its newest one. */
-function sidecarOf(runDir: string): string {
-  const dir = join(runDir, 'checkpoints');
-  const names = existsSync(dir) ? readdirSync(dir) : [];
-  const chosen = names.includes('best.json')
-    ? 'best.json'
-    : names
-        .filter((f) => /^ckpt-\d+\.json$/.test(f))
-        .sort()
-        .at(-1);
-  if (!chosen) throw new Error(`no checkpoint in ${dir}`);
-  return join(dir, chosen);
-}
-
 /**
  * Loads the backbone module of a run (a run folder, or one of its checkpoint sidecars), in eval
  * mode and with gradients off: a fixed feature network.
  */
 export function loadRunBackbone(path: string): RunBackbone {
-  const sidecar = statSync(path).isDirectory() ? sidecarOf(path) : path;
-  const runDir = dirname(dirname(sidecar));
+  const { sidecar, runDir } = findCheckpoint(path);
   const { backbone: name } = readJson(join(runDir, 'config.json'));
   const { channels, mean, std } = readJson(join(runDir, 'data.json'));
   const backbone = createBackbone(name, channels);

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDirectory, safetensors, type nn, type optim, type Tensor } from '@pretext/torch';
 import type { TaskState } from '../tasks/task.js';
+import { listCheckpoints } from '../util/run-files.js';
 
 export interface CheckpointState {
   /** Optimizer steps done so far (all phases advance together). */
@@ -80,21 +81,7 @@ export function saveCheckpoint(dir: string, state: CheckpointState, name = check
   return path;
 }
 
-export interface CheckpointListing {
-  name: string;
-  step: number;
-  sidecar: string;
-}
-
-/** Complete checkpoints (sidecar and tensor file present), oldest first. */
-export function listCheckpoints(dir: string): CheckpointListing[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /^ckpt-\d+\.json$/.test(f))
-    .map((f) => ({ name: f.slice(0, -5), step: Number(f.slice(5, -5)), sidecar: join(dir, f) }))
-    .filter((c) => existsSync(join(dir, `${c.name}.safetensors`)))
-    .sort((a, b) => a.step - b.step);
-}
+export { listCheckpoints, type CheckpointListing } from '../util/run-files.js';
 
 export interface LoadedCheckpoint {
   step: number;

@@ -1,10 +1,11 @@
 // Loading a trained run back: its config, task modules and backbone, from a run folder or a checkpoint.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createBackbone, type Backbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { TaskInstance } from '../tasks/task.js';
-import { listCheckpoints, loadModuleWeights } from './checkpoint.js';
+import { findCheckpoint } from '../util/run-files.js';
+import { loadModuleWeights } from './checkpoint.js';
 import type { TrainConfig } from '../config/schema.js';
 import type { SampleStore } from '../data/store.js';
 
@@ -28,17 +29,7 @@ export interface Pretrained {
   imageSize: number;
 }
 
-/** Finds the checkpoint sidecar: a run folder's best (else latest) checkpoint, or a sidecar path. */
-export function findCheckpoint(path: string): { sidecar: string; runDir: string } {
-  if (!existsSync(path)) throw new Error(`--checkpoint: ${path} does not exist`);
-  if (statSync(path).isFile()) return { sidecar: path, runDir: dirname(dirname(path)) };
-  const dir = join(path, 'checkpoints');
-  const best = join(dir, 'best.json');
-  if (existsSync(best)) return { sidecar: best, runDir: path };
-  const latest = listCheckpoints(dir).at(-1);
-  if (!latest) throw new Error(`--checkpoint: no checkpoint in ${dir}`);
-  return { sidecar: latest.sidecar, runDir: path };
-}
+export { findCheckpoint } from '../util/run-files.js';
 
 /** Rebuilds the task's modules as the run configured them and loads their weights; tasks that read their training store (synthetic scenes' geometry) get `store`. */
 export function loadPretrained(path: string, options: { store?: SampleStore } = {}): Pretrained {
