@@ -39,13 +39,14 @@ export async function joinRanks(threads: number | undefined, log: (line: string)
   if (env.rank === 0) {
     log(`data parallel: ${env.worldSize} ranks (${env.localWorldSize} here) over gloo at ${env.masterAddr}:${env.masterPort}`);
   }
-  const ddp = (modules: nn.Module[]) => new torch.distributed.DistributedDataParallel(modules, group);
+  // The trainer names the parameters of each phase as it syncs them, so the reducer holds no modules.
+  const reducer = new torch.distributed.DistributedDataParallel([], group);
   return {
     rank: env.rank,
     worldSize: env.worldSize,
     isMain: env.rank === 0,
-    syncGradients: (parameters) => ddp([]).syncGradients(parameters),
-    broadcastState: (modules) => ddp(modules).broadcastState(),
+    syncGradients: (parameters) => reducer.syncGradients(parameters),
+    broadcastState: (modules) => new torch.distributed.DistributedDataParallel(modules, group).broadcastState(),
     agree(values, stop) {
       const keys = Object.keys(values);
       const flat = torch.tensor([...keys.map((k) => values[k]), stop ? 1 : 0], { dtype: 'float64' });
