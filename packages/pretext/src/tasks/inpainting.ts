@@ -27,9 +27,8 @@ import { backboneOutputShape, KeptNormalization, psnrAnswers } from './generativ
 import { adversarialLoss, psnrOfMse } from './image-metrics.js';
 import { imagesAt } from './patches.js';
 import {
-  isClassAnswer,
+  isImageAnswer,
   type Answer,
-  type ImageAnswer,
   type OptimizerPhase,
   type PretextBatch,
   type PretextTask,
@@ -424,7 +423,7 @@ export const inpaintingTask: PretextTask<typeof options> = {
   picture(batch, answers, display) {
     const { targets } = batch;
     const mask = batch.extra!.mask;
-    const images = answers?.filter((a): a is ImageAnswer => !isClassAnswer(a));
+    const images = answers?.filter(isImageAnswer);
     const filled = images?.length ? stack(images.map((a) => a.image)) : blurFill(targets, mask, targets.shape[2] / 2);
     const rows = stack([meanFill(targets, mask), filled, targets], 1).flatten(0, 1);
     const filledCaption = (i: number) => {

@@ -12,7 +12,7 @@ import { DenseCritic, SrganDiscriminator, SubPixelUpsampler } from '../models/sr
 import { KeptNormalization, psnrAnswers } from './generative.js';
 import { adversarialLoss, psnrPerSample, ssimPerSample } from './image-metrics.js';
 import {
-  isClassAnswer,
+  isImageAnswer,
   type EpochContext,
   type ImageAnswer,
   type OptimizerPhase,
@@ -285,7 +285,7 @@ export const superresTask: PretextTask<typeof options> = {
     const n = targets.shape[0];
     const factor = targets.shape[2] / inputs.shape[2];
     const lowRes = nn.functional.interpolate(inputs, { scaleFactor: factor, mode: 'nearest' });
-    const srAnswers = answers?.length === n ? answers.filter((a): a is ImageAnswer => !isClassAnswer(a)) : [];
+    const srAnswers = answers?.length === n ? answers.filter(isImageAnswer) : [];
     const answered = srAnswers.length === n;
     const columns = [lowRes, batch.extra!.bicubic, ...(answered ? [stack(srAnswers.map((a) => a.image))] : []), targets];
     const bicubicPsnr = psnrPerSample(luminance(display(batch.extra!.bicubic)), luminance(display(targets))).toArray();

@@ -74,6 +74,7 @@ export interface ImageAnswer {
 export type Answer = ClassAnswer | ImageAnswer;
 
 export const isClassAnswer = (a: Answer | undefined): a is ClassAnswer => a !== undefined && 'predicted' in a;
+export const isImageAnswer = (a: Answer | undefined): a is ImageAnswer => a !== undefined && 'image' in a;
 
 /** What a task keeps besides module weights (cluster assignments, PCA, class priors...), saved with every checkpoint. */
 export interface TaskState {
