@@ -400,6 +400,14 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
 
   const selection = task.selection ?? { metric: phases.length > 1 ? `${phases[0].name}/loss` : 'loss', mode: 'min' as const };
   const better = (a: number, b: number) => (selection.mode === 'min' ? a < b : a > b);
+  /** Whether these metrics beat `best` under the task's selection metric (and makes them the best). */
+  const improves = (metrics: Record<string, number>): boolean => {
+    const score = metrics[selection.metric];
+    if (score === undefined) log(`warning: the selection metric '${selection.metric}' was not logged this epoch`);
+    if (score === undefined || !better(score, best)) return false;
+    best = score;
+    return true;
+  };
   let step = 0;
   let startEpoch = 0;
   let startBatch = 0;
@@ -583,11 +591,8 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         history.push(partial);
         record({ type: 'epoch', partial: true, ...partial });
         // What the budget bought competes for `best` like a whole epoch.
-        const score = partial.metrics[selection.metric];
-        if (score !== undefined && better(score, best)) {
-          best = score;
-          if (parallel.isMain)
-            saveCheckpoint(ckptDir, state(step, epoch, batchIndex, { best, metrics: partial.metrics, selection }), 'best');
+        if (improves(partial.metrics) && parallel.isMain) {
+          saveCheckpoint(ckptDir, state(step, epoch, batchIndex, { best, metrics: partial.metrics, selection }), 'best');
         }
         break;
       }
@@ -607,10 +612,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       log(
         `epoch ${epoch + 1}/${epochLimit()}  ${formatMetrics(metrics)}  ${entry.imagesPerSecond.toFixed(0)} img/s  ${seconds.toFixed(1)} s`,
       );
-      const score = metrics[selection.metric];
-      if (score === undefined) log(`warning: the selection metric '${selection.metric}' was not logged this epoch`);
-      const isBest = score !== undefined && better(score, best);
-      if (isBest) best = score;
+      const isBest = improves(metrics);
       const saved = state(step, epoch + 1, 0, { best, metrics, selection });
       if (parallel.isMain) {
         saveCheckpoint(ckptDir, saved);
