@@ -1,5 +1,6 @@
 // Each CLI command: its options, help and implementation.
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { builtinDatasets, resolveDataset } from '../data/datasets.js';
 import { ingestImages } from '../data/ingest.js';
@@ -92,7 +93,10 @@ const sourceFlags = () => [...new Set(Object.values(tasks).flatMap((t) => Object
 
 /** Config layers from --config, flags and --set, in that order of precedence. */
 function configFromArgs(values: Values): Record<string, unknown> {
-  const file = str(values.config) ? readConfigFile(str(values.config)!) : {};
+  // `--resume --out DIR` alone continues DIR's run: its saved config is the base the flags override.
+  const saved = values.resume && str(values.out) ? join(str(values.out)!, 'config.json') : undefined;
+  const base = saved && existsSync(saved) ? readConfigFile(saved) : {};
+  const file = mergeConfig(base, str(values.config) ? readConfigFile(str(values.config)!) : {});
   const flags: Record<string, unknown> = {};
   for (const [flag, key] of Object.entries(pretrainFlags)) if (str(values[flag])) flags[key] = str(values[flag]);
   for (const [flag, key] of Object.entries(numericFlags)) {
@@ -126,7 +130,7 @@ const pretrain: Command = {
   --precision bf16     forward passes under CPU autocast to bfloat16 (default fp32)
   --nproc N            data-parallel over N local worker processes (gloo); under torchrun, workers read
                        RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT
-  --resume             continue from the latest checkpoint in --out
+  --resume             continue from the latest checkpoint in --out (its saved config is the base)
   --deterministic      bit-exact resumption (fixed threads, RNG and loader state saved)
   --threads N  --checkpoint-every STEPS  --keep-last K  --log-every STEPS  --grad-clip NORM${Object.values(tasks)
     .flatMap((t) =>

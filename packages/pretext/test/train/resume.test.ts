@@ -19,23 +19,33 @@ const skip = hasFashionMnist ? false : 'Fashion-MNIST is not installed (apt-get 
 const epochs = 6;
 const totalSteps = 6 * epochs;
 
-const args = (out: string) => [
+/** A task's own flags; the rest of a run's command line is common to every case. */
+const rotation = ['--task', 'rotation', '--backbone', 'resnet18-small', '--lr', '0.05'];
+// Epoch-start work over the whole store (features, PCA, k-means, a re-initialized head) and task
+// state in the checkpoint: the resumed epoch must cluster exactly as the uninterrupted one did.
+const deepcluster = [
+  ...['--task', 'deepcluster', '--backbone', 'resnet18-small', '--lr', '0.05'],
+  ...['--set', 'taskOptions.k=8', '--set', 'taskOptions.pcaDim=16', '--set', 'taskOptions.restarts=2'],
+];
+// Two Adam phases (generator, discriminator) after a one-epoch MSE warm-up: a kill after step 8
+// lands in the adversarial part.
+const superres = [
+  ...['--task', 'superres', '--backbone', 'srresnet-small'],
+  ...['--set', 'taskOptions.warmupEpochs=1', '--set', 'taskOptions.discriminatorWidth=16'],
+];
+
+const args = (out: string, task: string[] = rotation) => [
   cli,
   'pretrain',
-  '--task',
-  'rotation',
+  ...task,
   '--data',
   'fashion-mnist',
   '--limit',
   '192',
-  '--backbone',
-  'resnet18-small',
   '--batch-size',
   '32',
   '--epochs',
   String(epochs),
-  '--lr',
-  '0.05',
   '--checkpoint-every',
   '2',
   '--keep-last',
@@ -47,14 +57,20 @@ const args = (out: string) => [
   out,
 ];
 
-function runToEnd(out: string, resume = false): void {
-  const r = spawnSync(process.execPath, [...args(out), ...(resume ? ['--resume'] : [])], { encoding: 'utf8' });
+function runToEnd(out: string, resume = false, task = rotation): void {
+  const r = spawnSync(process.execPath, [...args(out, task), ...(resume ? ['--resume'] : [])], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
 }
 
 /** Starts a run and sends `signal` once a checkpoint at or past `afterStep` exists. */
-async function interrupt(out: string, signal: NodeJS.Signals, afterStep: number, delayMs: number): Promise<number | null> {
-  const child = spawn(process.execPath, args(out), { stdio: ['ignore', 'ignore', 'pipe'] });
+/** `pretext pretrain --resume --out DIR` alone: the run's saved config supplies everything else. */
+function resumeFromSavedConfig(out: string): void {
+  const r = spawnSync(process.execPath, [cli, 'pretrain', '--resume', '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+async function interrupt(out: string, signal: NodeJS.Signals, afterStep: number, delayMs: number, task = rotation): Promise<number | null> {
+  const child = spawn(process.execPath, args(out, task), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -75,11 +91,15 @@ function finalTensors(out: string): Map<string, Buffer> {
   return new Map([...tensors].filter(([k]) => !k.startsWith('rng.')).map(([k, t]) => [k, Buffer.from(t.toTypedArray().buffer)]));
 }
 
-function assertSameWeights(a: string, b: string): void {
+function assertSameWeights(a: string, b: string, prefixes = ['model.backbone.']): void {
   const ta = finalTensors(a);
   const tb = finalTensors(b);
   assert.deepEqual([...tb.keys()].sort(), [...ta.keys()].sort());
-  assert.ok([...ta.keys()].some((k) => k.startsWith('model.backbone.')));
+  for (const prefix of prefixes)
+    assert.ok(
+      [...ta.keys()].some((k) => k.startsWith(prefix)),
+      `no tensor under ${prefix}`,
+    );
   for (const [k, v] of ta) assert.ok(v.equals(tb.get(k)!), `tensor ${k} differs after resume`);
 }
 
@@ -110,6 +130,27 @@ test('Ctrl-C saves a checkpoint and exits cleanly; --resume finishes the run', {
   assert.equal(code, 130);
   const saved = listCheckpoints(join(stopped, 'checkpoints')).at(-1)!.step;
   assert.ok(saved >= 4 && saved < totalSteps);
-  runToEnd(stopped, true);
+  resumeFromSavedConfig(stopped);
   assertSameWeights(reference, stopped);
 });
+
+for (const [name, task, afterStep, prefixes] of [
+  ['DeepCluster', deepcluster, 8, ['model.backbone.', 'task.']],
+  ['super-resolution (GAN phases)', superres, 8, ['model.backbone.', 'optim.discriminator.']],
+] as const) {
+  test(
+    `${name}: SIGKILL mid-run then --resume reproduces the uninterrupted weights and task state`,
+    { skip, timeout: 300_000 },
+    async () => {
+      const root = tempDir('resume-task');
+      const reference = join(root, 'reference');
+      runToEnd(reference, false, [...task]);
+      const killed = join(root, 'killed');
+      await interrupt(killed, 'SIGKILL', afterStep, 100, [...task]);
+      const before = listCheckpoints(join(killed, 'checkpoints')).at(-1)!.step;
+      assert.ok(before >= afterStep && before < totalSteps, `the kill landed mid-run (step ${before})`);
+      runToEnd(killed, true, [...task]);
+      assertSameWeights(reference, killed, [...prefixes]);
+    },
+  );
+}
