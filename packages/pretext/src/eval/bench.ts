@@ -2,7 +2,7 @@
 // a stated budget) plus the random-init and supervised baselines of the same backbone; columns are
 // protocols at all labels and at K labels per class; one table per dataset, written as markdown,
 // JSON and SVG charts. Every row records its config and seed.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDirectory, type Tensor } from '@pretext/torch';
 import { resolveDataset } from '../data/datasets.js';
@@ -27,7 +27,8 @@ import {
   type Protocol,
   type ProtocolOptions,
 } from './protocols.js';
-import { groupedBarChartSvg, writeText } from './svg.js';
+import { groupedBarChartSvg, writeText } from '../viz/svg.js';
+import { readEpochRecords } from '../util/run-files.js';
 
 export interface BenchRow {
   /** Row label, e.g. 'rotation'. */
@@ -236,14 +237,7 @@ async function evaluateRow(
 
 /** Pretraining budget of an existing run, from its config and epoch records. */
 function runBudget(runDir: string, epochs: number): BenchRowResult['pretraining'] {
-  const metrics = join(runDir, 'metrics.jsonl');
-  const records = existsSync(metrics)
-    ? readFileSync(metrics, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as { type?: string; seconds?: number; steps?: number })
-        .filter((r) => r.type === 'epoch')
-    : [];
+  const records = readEpochRecords(runDir);
   const seconds = records.reduce((s, r) => s + (r.seconds ?? 0), 0);
   return { epochs, steps: records.at(-1)?.steps, wallMinutes: seconds ? seconds / 60 : undefined, runDir };
 }

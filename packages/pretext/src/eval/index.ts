@@ -12,4 +12,4 @@ export * from './lowshot.js';
 export * from './protocols.js';
 export * from './pictures.js';
 export * from './bench.js';
-export { confusionHeatmapSvg, groupedBarChartSvg, type BarSeries } from './svg.js';
+export { confusionHeatmapSvg, groupedBarChartSvg, type BarSeries } from '../viz/svg.js';

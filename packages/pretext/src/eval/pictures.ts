@@ -7,7 +7,7 @@ import { UMAP } from 'umap-js';
 import { sampleImage, type SampleStore } from '../data/store.js';
 import { allRows, tensorIndex, type LabeledFeatures } from './metrics.js';
 import { seededRandom, shuffled } from '../util/random.js';
-import { classColor, confusionHeatmapSvg, escapeXml, svgDocument, writeText } from './svg.js';
+import { classColor, confusionHeatmapSvg, escapeXml, svgDocument, writeText } from '../viz/svg.js';
 
 /** Where each feature row's image lives: row r shows sample indices[r] of the store. */
 export interface ImageSource {

@@ -344,6 +344,18 @@ export const deepclusterTask: PretextTask<typeof options> = {
   description: 'DeepCluster: k-means the features every epoch and predict each image’s cluster',
   paper: 'Caron, Bojanowski, Joulin & Douze, Deep Clustering for Unsupervised Learning of Visual Features, ECCV 2018',
   options,
+  // The paper's Figure 2: how stable the clusters are, and how much they say about the classes.
+  charts: [
+    {
+      name: 'nmi',
+      title: 'DeepCluster: NMI of each epoch’s clusters',
+      yLabel: 'normalized mutual information',
+      series: [
+        { metric: 'nmiPrevious', label: 'to the previous epoch’s clusters' },
+        { metric: 'nmiLabels', label: 'to the true labels' },
+      ],
+    },
+  ],
   // The paper's recipe (AlexNet with BatchNorm, Sobel input, SGD lr 0.05, momentum 0.9, weight decay
   // 1e-5, batch 256, random resized crops and flips), on the AlexNet-style trunk at CIFAR size.
   defaults: {

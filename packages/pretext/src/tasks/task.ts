@@ -133,6 +133,14 @@ export interface TaskPicture {
   columns: number;
 }
 
+/** A line chart over epochs of some of a run's epoch metrics. */
+export interface EpochChart {
+  name: string;
+  title: string;
+  yLabel: string;
+  series: readonly { metric: string; label: string }[];
+}
+
 export interface PretextTask<O extends z.ZodTypeAny = z.ZodTypeAny> {
   readonly name: string;
   readonly description: string;
@@ -144,6 +152,8 @@ export interface PretextTask<O extends z.ZodTypeAny = z.ZodTypeAny> {
   readonly selection?: { metric: string; mode: 'min' | 'max' };
   /** A metric in [0, 1] (e.g. 'discriminator/acc') whose staying at 1 for `steps` steps is warned about as collapse. */
   readonly collapse?: { metric: string; steps: number };
+  /** Charts of epoch metrics the trainer redraws after each epoch, as `<run>/charts/<name>.svg`. */
+  readonly charts?: readonly EpochChart[];
   /** What the task reads besides single images. */
   readonly data?: {
     /** Consecutive samples that form one item (3 frames of a tuple); the trainer batches batchSize items. */

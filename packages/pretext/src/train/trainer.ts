@@ -1,5 +1,6 @@
 // The trainer: one loop for every task. It knows optimizer phases, epochs and checkpoints, and
 // nothing about what a task does with a batch.
+import { writeEpochCharts } from '../viz/charts.js';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as torch from '@pretext/torch';
@@ -609,6 +610,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       };
       history.push(entry);
       record({ type: 'epoch', ...entry });
+      if (parallel.isMain && task.charts) writeEpochCharts(runDir, task.charts);
       log(
         `epoch ${epoch + 1}/${epochLimit()}  ${formatMetrics(metrics)}  ${entry.imagesPerSecond.toFixed(0)} img/s  ${seconds.toFixed(1)} s`,
       );

@@ -1,7 +1,7 @@
 // Captioned image grids as PNG, composed with sharp: the pictures `pretext show` writes.
 import sharp, { type OverlayOptions } from 'sharp';
 import { noGrad, tidy, type Tensor } from '@pretext/torch';
-import { escapeXml } from '../eval/svg.js';
+import { escapeXml } from './svg.js';
 
 export interface GridOptions {
   /** Panels per row. */

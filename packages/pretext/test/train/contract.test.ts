@@ -170,6 +170,7 @@ const fakeTask: PretextTask<typeof fakeOptions> = {
   },
   selection: { metric: 'generator/quality', mode: 'max' },
   collapse: { metric: 'discriminator/acc', steps: 3 },
+  charts: [{ name: 'work', title: 'epoch work', yLabel: 'count', series: [{ metric: 'epochWork', label: 'epochs started' }] }],
   create(backbone, options, context) {
     return new FakeInstance(backbone, options, context.store!);
   },
@@ -281,7 +282,7 @@ test('task state is saved with checkpoints and restored on resume; a truncated l
   assert.deepEqual(trace.calls.slice(0, 2), ['discriminator@2', 'generator@2']);
 });
 
-test('epoch work sees every training sample in order, unaugmented, and records its metrics', async () => {
+test('epoch work sees every training sample in order, unaugmented, and records its metrics, charted per epoch', async () => {
   const out = tempDir();
   const store = indexStore(20);
   const { result } = await run({ out, epochs: 2, limit: 12, augment: { horizontalFlip: 0.5, colorJitter: { brightness: 0.8 } } }, store);
@@ -292,6 +293,18 @@ test('epoch work sees every training sample in order, unaugmented, and records i
     result.history.map((h) => h.metrics.epochWork),
     [1, 2],
   );
+  // The task's chart: one dot per epoch, at (epoch, epochWork), the second above the first.
+  const svg = readFileSync(join(out, 'charts', 'work.svg'), 'utf8');
+  assert.match(svg, /epochs started/);
+  const dots = [...svg.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)"[^>]*><title>epochs started: (\d+), (\d+)</g)];
+  assert.deepEqual(
+    dots.map((d) => [Number(d[3]), Number(d[4])]),
+    [
+      [1, 1],
+      [2, 2],
+    ],
+  );
+  assert.ok(Number(dots[1][1]) > Number(dots[0][1]) && Number(dots[1][2]) < Number(dots[0][2]), 'later and higher');
 });
 
 test('a task sampler orders the epoch, with tuples of samples per item', async () => {

@@ -1,5 +1,5 @@
-// Small SVG building blocks for the evaluation pictures: escaping, a class palette, the confusion
-// heatmap and a grouped bar chart.
+// Small SVG building blocks for the pictures: escaping, a class palette, the confusion heatmap, a
+// grouped bar chart and a line chart.
 import { writeFileAtomic } from '@pretext/torch';
 
 export function escapeXml(text: string): string {
@@ -110,4 +110,76 @@ export function groupedBarChartSvg(title: string, groups: string[], series: BarS
     body.push(`<text x="${left + 18}" y="${ly}" font-size="12">${escapeXml(s.name)}</text>`);
   });
   return svgDocument(width, height, body);
+}
+
+export interface LineSeries {
+  name: string;
+  points: readonly (readonly [number, number])[];
+}
+
+/** Lines over a numeric x axis with dots at the points; the y range is `yRange` or the data's, padded. */
+export function lineChartSvg(
+  title: string,
+  series: readonly LineSeries[],
+  labels: { x: string; y: string; yRange?: readonly [number, number] },
+): string {
+  const [plotWidth, plotHeight, left, top] = [480, 260, 64, 50];
+  const points = series.flatMap((s) => s.points);
+  const xs = points.map(([x]) => x);
+  const ys = points.map(([, y]) => y);
+  const [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
+  const pad = ys.length ? 0.05 * (Math.max(...ys) - Math.min(...ys) || 1) : 0;
+  const [y0, y1] = labels.yRange ?? (ys.length ? [Math.min(...ys) - pad, Math.max(...ys) + pad] : [0, 1]);
+  const px = (x: number) => left + ((x - x0) / (x1 - x0 || 1)) * plotWidth;
+  const py = (y: number) => top + plotHeight - ((y - y0) / (y1 - y0 || 1)) * plotHeight;
+  const legendHeight = 20 * series.length + 10;
+  const [width, height] = [left + plotWidth + 30, top + plotHeight + 56 + legendHeight];
+  const body: string[] = [`<text x="${width / 2}" y="24" font-size="16" text-anchor="middle">${escapeXml(title)}</text>`];
+  const whole = xs.every(Number.isInteger);
+  for (const yv of niceTicks(y0, y1, false)) {
+    body.push(`<line x1="${left}" x2="${left + plotWidth}" y1="${py(yv)}" y2="${py(yv)}" stroke="#ddd"/>`);
+    body.push(`<text x="${left - 6}" y="${py(yv) + 4}" font-size="11" text-anchor="end">${tickText(yv, y1 - y0)}</text>`);
+  }
+  for (const xv of niceTicks(x0, x1, whole)) {
+    body.push(
+      `<text x="${px(xv)}" y="${top + plotHeight + 16}" font-size="11" text-anchor="middle">${tickText(xv, whole ? 100 : x1 - x0)}</text>`,
+    );
+  }
+  body.push(
+    `<text x="${left + plotWidth / 2}" y="${top + plotHeight + 36}" font-size="12" text-anchor="middle">${escapeXml(labels.x)}</text>`,
+  );
+  body.push(
+    `<text x="14" y="${top + plotHeight / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${top + plotHeight / 2})">${escapeXml(labels.y)}</text>`,
+  );
+  series.forEach((s, k) => {
+    const color = classColor(k);
+    const path = s.points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
+    if (s.points.length > 1) body.push(`<polyline points="${path}" fill="none" stroke="${color}" stroke-width="2"/>`);
+    for (const [x, y] of s.points) {
+      body.push(
+        `<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${color}"><title>${escapeXml(`${s.name}: ${x}, ${Number(y.toPrecision(4))}`)}</title></circle>`,
+      );
+    }
+    const ly = top + plotHeight + 60 + k * 20;
+    body.push(`<rect x="${left}" y="${ly - 10}" width="12" height="12" fill="${color}"/>`);
+    body.push(`<text x="${left + 18}" y="${ly}" font-size="12">${escapeXml(s.name)}</text>`);
+  });
+  return svgDocument(width, height, body);
+}
+
+/** Ticks at 1, 2 or 5 times a power of ten inside [lo, hi], about five of them; whole numbers if asked. */
+function niceTicks(lo: number, hi: number, whole: boolean): number[] {
+  const rough = (hi - lo) / 5 || 1;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough)!;
+  if (whole) step = Math.max(1, Math.round(step));
+  const ticks: number[] = [];
+  for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + 1e-9 * step; t += step) ticks.push(t);
+  return ticks;
+}
+
+/** A tick label with as many decimals as the axis span needs. */
+function tickText(value: number, span: number): string {
+  const decimals = Math.max(0, Math.min(4, 2 - Math.floor(Math.log10(Math.abs(span) || 1))));
+  return value.toFixed(decimals);
 }
