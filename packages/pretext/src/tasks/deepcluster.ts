@@ -209,18 +209,26 @@ class DeepClusterModel extends ClassifierTask<PooledClassifier> {
     }
   }
 
-  /** Pooled features of every training sample: features N x D and their store indices N. */
+  /**
+   * Pooled features of every training sample: features N x D and their store indices N. Each
+   * data-parallel rank extracts its share and the shares are gathered.
+   */
   private async extractFeatures(context: EpochContext): Promise<{ features: Tensor; members: Tensor }> {
     const features: Tensor[] = [];
     const members: Tensor[] = [];
-    for await (const batch of context.batches({ batchSize: this.o.featureBatchSize })) {
+    for await (const batch of context.batches({ batchSize: this.o.featureBatchSize, share: true })) {
       features.push(this.pooledFeatures(batch.images));
       members.push(batch.indices.int());
       disposeBatch(batch);
     }
-    const out = tidy(() => ({ features: cat(features), members: cat(members) }));
+    const own = tidy(() => ({ features: cat(features), members: cat(members) }));
     for (const t of [...features, ...members]) t.dispose();
-    return out;
+    try {
+      return { features: await context.gatherRows(own.features), members: await context.gatherRows(own.members) };
+    } finally {
+      own.features.dispose();
+      own.members.dispose();
+    }
   }
 
   async onEpochStart(context: EpochContext): Promise<void> {
@@ -246,6 +254,8 @@ class DeepClusterModel extends ClassifierTask<PooledClassifier> {
       return { pca, members, assignments: result.assignments, centroids: result.centroids, inertia: result.inertia, splits: result.splits };
     });
     features.dispose();
+    // Every rank clusters the same gathered features; rank 0's assignments settle any rounding apart.
+    await context.fromMain(next.assignments);
     const metrics = this.clusterMetrics(context, next.members, next.assignments);
     const clustering: Clustering = { epoch: context.epoch, ...next, lookup: makeLookup(next.members, next.assignments) };
     this.replaceClustering(clustering);

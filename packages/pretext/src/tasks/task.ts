@@ -49,9 +49,14 @@ export interface EpochContext {
   /**
    * The run's training samples in `indices` order, without augmentation, normalized as in
    * training, for passes over the whole dataset (features for clustering). The caller disposes
-   * each batch (disposeBatch).
+   * each batch (disposeBatch). With `share`, only this rank's contiguous share of them, for a pass
+   * split across data-parallel ranks and put back together with `gatherRows`.
    */
-  batches(options?: { batchSize?: number }): AsyncIterable<Batch>;
+  batches(options?: { batchSize?: number; share?: boolean }): AsyncIterable<Batch>;
+  /** Every rank's rows (dim 0) in rank order, as a new tensor; alone, a copy of its own. */
+  gatherRows(rows: Tensor): Promise<Tensor>;
+  /** Writes rank 0's values into this tensor on every rank (decisions all ranks must share); alone, nothing. */
+  fromMain(tensor: Tensor): Promise<void>;
   /** Clears optimizer state (momentum, Adam moments) of these parameters in whichever phase holds them. */
   resetOptimizerState(parameters: nn.Parameter[]): void;
   /** Adds scalars to this epoch's logged metrics (metrics.jsonl and the epoch line). */

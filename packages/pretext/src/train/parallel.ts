@@ -4,7 +4,7 @@
 // to stop (a signal or a budget seen by one rank stops all of them at the same step).
 import { availableParallelism } from 'node:os';
 import * as torch from '@pretext/torch';
-import type { nn } from '@pretext/torch';
+import type { nn, Tensor } from '@pretext/torch';
 
 export interface Parallel {
   rank: number;
@@ -17,7 +17,18 @@ export interface Parallel {
   broadcastState(modules: nn.Module[]): void;
   /** Every rank's mean of each value, and whether any rank wants to stop. */
   agree(values: Record<string, number>, stop: boolean): { values: Record<string, number>; stop: boolean };
+  /** This rank's contiguous share of `indices`, for work split across ranks (all of them alone). */
+  share(indices: Int32Array): Int32Array;
+  /** Every rank's rows (dim 0) concatenated in rank order, as a new tensor (rows of any count per rank). */
+  gatherRows(rows: Tensor): Promise<Tensor>;
+  /** Writes rank 0's values of this tensor into it on every rank. */
+  fromMain(tensor: Tensor): Promise<void>;
   close(): void;
+}
+
+/** Rank `rank`'s contiguous part of n items split as evenly as they go among `worldSize` ranks. */
+export function shareRange(n: number, rank: number, worldSize: number): [number, number] {
+  return [Math.floor((n * rank) / worldSize), Math.floor((n * (rank + 1)) / worldSize)];
 }
 
 const alone: Parallel = {
@@ -27,6 +38,9 @@ const alone: Parallel = {
   syncGradients: () => {},
   broadcastState: () => {},
   agree: (values, stop) => ({ values, stop }),
+  share: (indices) => indices,
+  gatherRows: async (rows) => rows.clone(),
+  fromMain: async () => {},
   close: () => {},
 };
 
@@ -55,6 +69,26 @@ export async function joinRanks(threads: number | undefined, log: (line: string)
       flat.dispose();
       return { values: Object.fromEntries(keys.map((k, i) => [k, sums[i] / env.worldSize])), stop: sums[keys.length] > 0 };
     },
+    share: (indices) => indices.subarray(...shareRange(indices.length, env.rank, env.worldSize)),
+    async gatherRows(rows) {
+      // Counts first, so that every rank sends a block of the largest count, then the blocks trimmed.
+      const counts = Array.from({ length: env.worldSize }, () => torch.zeros([1], 'int64'));
+      const count = torch.tensor([rows.shape[0]], { dtype: 'int64' });
+      await torch.distributed.allGather(counts, count, group);
+      const sizes = counts.map((c) => c.item());
+      const largest = Math.max(...sizes);
+      const padded = torch.tidy(() =>
+        rows.shape[0] === largest
+          ? rows.contiguous()
+          : torch.cat([rows, torch.zeros([largest - rows.shape[0], ...rows.shape.slice(1)], rows.dtype)]),
+      );
+      const blocks = sizes.map(() => torch.empty([largest, ...rows.shape.slice(1)], rows.dtype));
+      await torch.distributed.allGather(blocks, padded, group);
+      const gathered = torch.tidy(() => torch.cat(blocks.map((b, r) => torch.narrow(b, 0, 0, sizes[r]))));
+      for (const t of [...counts, count, padded, ...blocks]) if (t !== rows) t.dispose();
+      return gathered;
+    },
+    fromMain: (tensor) => torch.distributed.broadcast(tensor, 0, group),
     close: () => torch.distributed.destroyProcessGroup(group),
   };
 }

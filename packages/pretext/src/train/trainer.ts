@@ -486,7 +486,16 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     indices: trainIndices,
     resumed,
     log,
-    batches: (o = {}) => sequentialBatches(store, trainIndices, o.batchSize ?? config.batchSize * samplesPerItem, loader, imageSize),
+    batches: (o = {}) =>
+      sequentialBatches(
+        store,
+        o.share ? parallel.share(trainIndices) : trainIndices,
+        o.batchSize ?? config.batchSize * samplesPerItem,
+        loader,
+        imageSize,
+      ),
+    gatherRows: (rows) => parallel.gatherRows(rows),
+    fromMain: (tensor) => parallel.fromMain(tensor),
     resetOptimizerState(parameters) {
       for (const opt of Object.values(optimizers)) for (const p of parameters) opt.state.delete(p);
     },

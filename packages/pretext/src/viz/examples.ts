@@ -71,6 +71,8 @@ async function startEpoch(instance: TaskInstance, store: SampleStore, imageSize:
     resumed: false,
     log: () => undefined,
     batches,
+    gatherRows: async (rows) => rows.clone(),
+    fromMain: async () => undefined,
     resetOptimizerState: () => undefined,
     record: () => undefined,
   });

@@ -63,6 +63,8 @@ function fakeContext(store: SampleStore, indices: Int32Array, epoch: number, res
       const size = options?.batchSize ?? 16;
       for (let start = 0; start < indices.length; start += size) yield batchOf(store, indices.subarray(start, start + size), start / size);
     },
+    gatherRows: async (rows) => rows.clone(),
+    fromMain: async () => {},
     resetOptimizerState: (parameters) => resets.push(parameters),
     record: (metrics) => records.push(metrics),
   };

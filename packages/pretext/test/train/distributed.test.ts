@@ -1,6 +1,7 @@
 // Data-parallel pretraining through the CLI: `--nproc 2` runs two gloo ranks that agree on every
 // step, checkpoints resume across world sizes (2 -> 1 and 1 -> 2), and a rank killed mid-run stops
-// the launcher with a message naming it.
+// the launcher with a message naming it. DeepCluster's feature pass is split across ranks and
+// gathered: two ranks cluster exactly what one process clusters.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -28,11 +29,10 @@ writeStore(data, {
   paths: Array.from({ length: n }, (_, i) => `s${i}`),
 });
 
-const args = (out: string, epochs: number, extra: string[] = []) => [
+const args = (out: string, epochs: number, extra: string[] = [], task = ['--task', 'rotation']) => [
   cli,
   'pretrain',
-  '--task',
-  'rotation',
+  ...task,
   '--data',
   data,
   '--backbone',
@@ -48,8 +48,8 @@ const args = (out: string, epochs: number, extra: string[] = []) => [
   ...extra,
 ];
 
-function run(out: string, epochs: number, extra: string[] = []): { stderr: string; stdout: string } {
-  const stdout = execFileSync(process.execPath, args(out, epochs, extra), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+function run(out: string, epochs: number, extra: string[] = [], task?: string[]): { stderr: string; stdout: string } {
+  const stdout = execFileSync(process.execPath, args(out, epochs, extra, task), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   return { stdout, stderr: '' };
 }
 
@@ -97,4 +97,26 @@ test('a rank killed mid-run stops the launcher, which names it and exits non-zer
   assert.notEqual(code, 0);
   assert.match(stderr, /rank 1 exited with signal SIGKILL; stopping the other ranks/);
   assert.ok(performance.now() - killedAt < 60_000);
+});
+
+test("DeepCluster's feature pass split across 2 ranks clusters the same features as 1 process", { timeout: 240_000 }, () => {
+  const deepcluster = [
+    '--task',
+    'deepcluster',
+    '--set',
+    'taskOptions.k=8',
+    '--set',
+    'taskOptions.pcaDim=16',
+    '--set',
+    'taskOptions.sobel=false',
+  ];
+  const clusterings = ['--nproc 2', ''].map((launch, i) => {
+    const out = join(root, `deepcluster-${i}`);
+    run(out, 1, launch ? launch.split(' ') : [], deepcluster);
+    const { inertia, clusterSizeMin, clusterSizeMedian, clusterSizeMax } = epochRecords(out)[0].metrics;
+    return { inertia, sizes: [clusterSizeMin, clusterSizeMedian, clusterSizeMax] };
+  });
+  // Same initial weights (seed 0) and eval-mode features: the gathered shares are the whole set.
+  assert.deepEqual(clusterings[0].sizes, clusterings[1].sizes);
+  assert.ok(Math.abs(clusterings[0].inertia - clusterings[1].inertia) <= 1e-4 * clusterings[1].inertia, JSON.stringify(clusterings));
 });
