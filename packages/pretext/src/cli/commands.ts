@@ -8,10 +8,10 @@ import { ingestVideos } from '../data/video.js';
 import { writeSyntheticGrid } from '../data/synthetic/index.js';
 import { backbones } from '../models/index.js';
 import { getTask, tasks } from '../tasks/registry.js';
-import { mergeConfig, parseAssignment, readConfigFile } from '../config/schema.js';
+import { mergeConfig, parseAssignment, parseBudget, readConfigFile } from '../config/schema.js';
 import { exportBackbone } from '../train/export.js';
 import { loadPretrained } from '../train/pretrained.js';
-import { parseBudget } from '../train/budget.js';
+
 import { launchWorkers, withoutFlag } from './launch.js';
 import { subsetIndices, train } from '../train/trainer.js';
 import { examplesImageSize, taskExamples } from '../viz/examples.js';

@@ -78,6 +78,19 @@ function perPhase<S extends z.ZodTypeAny>(schema: S, ownKeys: Set<string>) {
   });
 }
 
+/** A compute budget: `30cpu-min`, `15min`, or the object form. */
+export const budgetSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? parseBudget(v) : v),
+  z
+    .object({
+      cpuMinutes: z.number().positive().optional(),
+      wallMinutes: z.number().positive().optional(),
+      calibrationSteps: z.number().int().min(2).default(10),
+    })
+    .strict()
+    .refine((b) => (b.cpuMinutes === undefined) !== (b.wallMinutes === undefined), 'give exactly one of cpuMinutes and wallMinutes'),
+);
+
 export const trainConfigSchema = z
   .object({
     task: z.string().min(1),
@@ -102,19 +115,7 @@ export const trainConfigSchema = z
      * Stop at this much CPU time (all threads of the process) or wall-clock time, with the schedule
      * laid out over the steps it buys, measured over `calibrationSteps` steps at the start.
      */
-    budget: z
-      .preprocess(
-        (v) => (typeof v === 'string' ? parseBudget(v) : v),
-        z
-          .object({
-            cpuMinutes: z.number().positive().optional(),
-            wallMinutes: z.number().positive().optional(),
-            calibrationSteps: z.number().int().min(2).default(10),
-          })
-          .strict()
-          .refine((b) => (b.cpuMinutes === undefined) !== (b.wallMinutes === undefined), 'give exactly one of cpuMinutes and wallMinutes'),
-      )
-      .optional(),
+    budget: budgetSchema.optional(),
     /** Stop when a loss is not finite, or exceeds `factor` times its running mean after `afterSteps` steps. */
     divergence: z
       .object({ factor: z.number().gt(1).default(100), afterSteps: z.number().int().nonnegative().default(50) })

@@ -10,9 +10,9 @@ import { datasetStats } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
 import { z } from 'zod';
-import { readConfigFile, validate, type TrainConfigInput } from '../config/schema.js';
+import { budgetSchema, readConfigFile, validate, type TrainConfigInput } from '../config/schema.js';
 import { loadPretrained } from '../train/pretrained.js';
-import { formatBudget } from '../train/budget.js';
+import { formatBudget } from '../util/budget.js';
 import { subsetIndices, train as pretrain } from '../train/trainer.js';
 import { encoderInputOf, extractFeatures, extractLayerFeatures, type Pool } from './features.js';
 import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from './finetune.js';
@@ -315,13 +315,34 @@ async function supervisedRow(ctx: DatasetContext, backboneName: string, options:
   const normalization = datasetStats(ctx.train);
   const cells: Record<string, BenchCell> = {};
   let block = '';
+  let pretraining: BenchRowResult['pretraining'];
+  const { budget, ...supervised } = options.supervised ?? {};
   for (const k of allBudgets(options)) {
     const rows = lowShotStoreRows(ctx.train, ctx.trainRows, { labelsPerClass: k, seed });
     options.log?.(
       `supervised ${backboneName} on ${ctx.dataset} with ${k === undefined ? 'all' : `${k} per class`} labels (${rows.length} images)`,
     );
     const backbone = randomBackbone(backboneName, ctx.train.channels, seed);
-    const run = await trainSupervised(backbone, ctx.train, { seed, normalization, ...options.supervised, indices: rows, log: options.log });
+    // A compute budget spends what a pretext row spends, on all the labels; K per class train for epochs.
+    const budgeted = budget && k === undefined ? { budget } : {};
+    const run = await trainSupervised(backbone, ctx.train, {
+      seed,
+      normalization,
+      ...supervised,
+      ...budgeted,
+      indices: rows,
+      log: options.log,
+    });
+    if (budgeted.budget) {
+      const { epochs, cpuSeconds, wallSeconds } = run.compute;
+      pretraining = {
+        epochs,
+        cpuMinutes: cpuSeconds / 60,
+        wallMinutes: wallSeconds / 60,
+        runDir: '',
+        budget: formatBudget(budgeted.budget),
+      };
+    }
     // The frozen-feature protocols train on the same K per class the network was trained on: only those rows are embedded.
     const frozen = { ...options, protocols: protocols.filter((p) => p !== 'finetune'), layers: false };
     const model = { backbone, fresh: () => backbone, normalization };
@@ -329,7 +350,7 @@ async function supervisedRow(ctx: DatasetContext, backboneName: string, options:
     Object.assign(cells, evaluated.cells);
     block = evaluated.block;
     if (protocols.includes('finetune')) {
-      const report = await reportOnTest('supervised', run, ctx.test, { ...options.supervised, testIndices: ctx.testRows });
+      const report = await reportOnTest('supervised', run, ctx.test, { ...supervised, testIndices: ctx.testRows });
       const result = { ...report, details: { ...report.details, labelsPerClass: k } };
       cells[columnKey('finetune', k)] = { protocol: 'finetune', labelsPerClass: k, top1: result.top1, compute: result.compute, result };
       options.log?.(`  ${ctx.dataset} supervised end to end${k === undefined ? '' : ` @${k}`}: ${report.top1.toFixed(2)}%`);
@@ -341,6 +362,7 @@ async function supervisedRow(ctx: DatasetContext, backboneName: string, options:
     kind: 'supervised',
     seed,
     config: { backbone: backboneName, seed, ...options.supervised, labelsPerClass: options.labelsPerClass ?? [] },
+    pretraining,
     block,
     cells,
   };
@@ -361,6 +383,7 @@ function budgetText(row: BenchRowResult): string {
   const p = row.pretraining;
   if (!p) return row.kind === 'random' ? 'none' : 'labels';
   const parts = [
+    row.kind === 'supervised' ? `labels, budget ${p.budget}` : '',
     `${p.epochs} ep`,
     p.steps === undefined ? '' : `${p.steps} steps`,
     p.cpuMinutes === undefined ? '' : `${p.cpuMinutes.toFixed(1)} CPU min`,
@@ -503,6 +526,17 @@ const benchConfigSchema = z
     protocols: z.array(z.enum(['linear', 'knn', 'mlp', 'conv', 'finetune'])).optional(),
     labelsPerClass: z.array(z.number().int().positive()).optional(),
     baselines: z.object({ random: z.boolean().optional(), supervised: z.boolean().optional() }).strict().optional(),
+    /** The supervised baseline's training: a compute budget as the pretext rows', or epochs. */
+    supervised: z
+      .object({
+        budget: budgetSchema.optional(),
+        epochs: z.number().int().positive().optional(),
+        batchSize: z.number().int().positive().optional(),
+        lr: z.number().positive().optional(),
+        weightDecay: z.number().min(0).optional(),
+      })
+      .strict()
+      .optional(),
     layers: z.boolean().optional(),
     seed: z.number().int().nonnegative().optional(),
     trainLimit: z.number().int().positive().optional(),

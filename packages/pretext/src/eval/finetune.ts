@@ -1,5 +1,6 @@
 // Whole-network training with labels: fine-tuning a pretrained backbone plus a linear head, and the
 // supervised baseline (the same loop from a seeded random init, on all labels or K per class).
+import { BudgetPlan, formatBudget, type BudgetSetting } from '../util/budget.js';
 import { manualSeed, nn, noGrad, optim, tidy, type Tensor } from '@pretext/torch';
 import type { AugmentSpec } from '../data/augment.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
@@ -52,6 +53,11 @@ export interface SupervisedOptions {
   block?: string;
   /** Default 15, raised so that small label sets still get `minSteps` steps. */
   epochs?: number;
+  /**
+   * Train for this much compute instead of `epochs`, as a pretraining run does (util/budget.ts):
+   * the cosine schedule is laid out over the steps the budget buys, measured after 10 steps.
+   */
+  budget?: BudgetSetting & { calibrationSteps?: number };
   minSteps?: number;
   batchSize?: number;
   /** SGD with Nesterov momentum 0.9 and a cosine decay (default lr 0.1, weight decay 5e-4). */
@@ -99,14 +105,17 @@ export async function trainSupervised(backbone: Backbone, store: SampleStore, op
     channels: inputChannels(backbone) as 1 | 3,
   });
   const normalization = options.normalization && options.normalization !== 'dataset' ? options.normalization : loader.stats();
-  const epochs = options.epochs ?? Math.max(15, Math.ceil((options.minSteps ?? 300) / loader.batchesPerEpoch));
+  let epochs = options.epochs ?? Math.max(15, Math.ceil((options.minSteps ?? 300) / loader.batchesPerEpoch));
   const opt = makeOptimizer('sgd', classifier.parameters(), options.lr ?? 0.1, options.weightDecay ?? 5e-4);
-  const schedule = new optim.CosineWithWarmup(opt, { warmupSteps: 0, totalSteps: epochs * loader.batchesPerEpoch });
+  const cosine = (totalSteps: number) => new optim.CosineWithWarmup(opt, { warmupSteps: 0, totalSteps });
+  let schedule = cosine(epochs * loader.batchesPerEpoch);
+  const budget = options.budget && new BudgetPlan({ calibrationSteps: 10, ...options.budget });
   const losses: number[] = [];
+  let step = 0;
   classifier.train();
   try {
-    for (let epoch = 0; epoch < epochs; epoch++) {
-      let total = 0;
+    for (let epoch = 0; epoch < epochs && !budget?.finished(step); epoch++) {
+      let [total, steps] = [0, 0];
       for await (const batch of loader.epoch(epoch)) {
         total += tidy(() => {
           opt.zeroGrad();
@@ -117,15 +126,25 @@ export async function trainSupervised(backbone: Backbone, store: SampleStore, op
           return loss.item();
         });
         disposeBatch(batch);
+        [step, steps] = [step + 1, steps + 1];
+        const planned = budget?.afterStep(step);
+        if (planned !== undefined) {
+          opt.setLr(schedule.baseLrs);
+          schedule = cosine(Math.max(planned, step + 1));
+          schedule.loadStateDict({ lastStep: step });
+          epochs = Math.ceil(planned / loader.batchesPerEpoch);
+          options.log?.(`  supervised: budget ${formatBudget(options.budget!)} buys ${planned} steps (${epochs} epochs)`);
+        }
+        if (budget?.finished(step)) break;
       }
-      losses.push(total / loader.batchesPerEpoch);
+      losses.push(total / steps);
       options.log?.(`  supervised epoch ${epoch + 1}/${epochs}  loss ${losses.at(-1)!.toFixed(4)}`);
     }
   } finally {
     await loader.close();
   }
   classifier.eval();
-  return { classifier, normalization, compute: meter.read(epochs), losses, samples: indices.length };
+  return { classifier, normalization, compute: meter.read(losses.length), losses, samples: indices.length };
 }
 
 /** Predicted classes of a trained classifier over a store (eval mode, no grad). */

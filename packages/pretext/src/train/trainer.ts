@@ -12,7 +12,7 @@ import type { SampleStore } from '../data/store.js';
 import { backbones, createBackbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextTask, TaskInstance } from '../tasks/task.js';
-import { BudgetClock, formatBudget, plannedSteps } from './budget.js';
+import { BudgetPlan, formatBudget } from '../util/budget.js';
 import { checkStepMemory, dryStep, estimateStepMemory, tensorBytes, type DryStepInput, type StepMemoryEstimate } from './memory.js';
 import { joinRanks } from './parallel.js';
 import { loadLatestCheckpoint, pruneCheckpoints, removeOrphanedTemporaries, saveCheckpoint, type CheckpointState } from './checkpoint.js';
@@ -442,15 +442,19 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   } else if (options.resume) {
     log(`--resume: no readable checkpoint in ${ckptDir}, starting fresh`);
   }
-  const clock = config.budget ? new BudgetClock(config.budget, (restored?.info.budgetSpent as number | undefined) ?? 0) : undefined;
+  // The steps a budget buys, once calibrated, are kept across resumes so the schedule stays the same.
+  const budget = config.budget
+    ? new BudgetPlan(
+        config.budget,
+        (restored?.info.budgetSpent as number | undefined) ?? 0,
+        restored?.info.plannedSteps as number | undefined,
+      )
+    : undefined;
   let imagesSeen = (restored?.info.imagesSeen as number | undefined) ?? 0;
-  /** The steps a budget buys, once calibrated (kept across resumes so the schedule stays the same). */
-  let plan = restored?.info.plannedSteps as number | undefined;
-  if (plan !== undefined) layOutSchedules(plan, step);
+  if (budget?.steps !== undefined) layOutSchedules(budget.steps, step);
   parallel.broadcastState(Object.values(instance.modules));
-  const calibrateFrom = { step: -1, spent: 0 };
-  const epochLimit = () => (plan === undefined ? config.epochs : Math.ceil(plan / stepsPerEpoch));
-  const budgetInfo = () => (clock ? { budgetSpent: clock.spent(), plannedSteps: plan } : {});
+  const epochLimit = () => (budget?.steps === undefined ? config.epochs : Math.ceil(budget.steps / stepsPerEpoch));
+  const budgetInfo = () => (budget ? { budgetSpent: budget.clock.spent(), plannedSteps: budget.steps } : {});
 
   const metricsPath = join(runDir, 'metrics.jsonl');
   const record = (entry: Record<string, unknown>) =>
@@ -560,17 +564,15 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         if (step % config.logEverySteps === 0)
           record({ type: 'step', epoch: epoch + 1, step, lr: optimizers[phases[0].name].lr, imagesPerSecond: rate, ...values });
         await yieldToEventLoop();
-        if (clock && config.budget) {
-          // Calibrate past the first step (allocator and oneDNN warm-up), then lay the schedule out.
-          if (plan === undefined && calibrateFrom.step < 0) Object.assign(calibrateFrom, { step, spent: clock.spent() });
-          else if (plan === undefined && step - calibrateFrom.step >= config.budget.calibrationSteps) {
-            plan = plannedSteps(clock, step, (clock.spent() - calibrateFrom.spent) / (step - calibrateFrom.step));
+        if (budget) {
+          const plan = budget.afterStep(step);
+          if (plan !== undefined) {
             layOutSchedules(plan, step);
             log(
-              `budget ${formatBudget(config.budget)}: ${plan} steps (${(plan / stepsPerEpoch).toFixed(1)} epochs); schedule laid out over them`,
+              `budget ${formatBudget(budget.setting)}: ${plan} steps (${(plan / stepsPerEpoch).toFixed(1)} epochs); schedule laid out over them`,
             );
           }
-          budgetSpent = parallel.agree({}, clock.exhausted() || (plan !== undefined && step >= plan)).stop;
+          budgetSpent = parallel.agree({}, budget.finished(step)).stop;
         }
         const endOfEpoch = batchIndex >= epochSteps;
         if (interrupted || (budgetSpent && !endOfEpoch) || (step % config.checkpointEverySteps === 0 && !endOfEpoch)) {

@@ -89,7 +89,8 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
     labelsPerClass: [20],
     trainLimit: 400,
     testLimit: 200,
-    supervised: { epochs: 1, batchSize: 64 },
+    // All labels under a wall-clock budget (as the pretext rows'), K per class for one epoch.
+    supervised: { epochs: 1, batchSize: 64, budget: { wallMinutes: 0.1, calibrationSteps: 3 } },
     protocolOptions: { knn: { k: 20 }, finetune: { epochs: 1, batchSize: 64 } },
     log: quiet,
   });
@@ -115,6 +116,12 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
   const md = readFileSync(join(out, 'results.md'), 'utf8');
   assert.match(md, /\| rotation \| 1 ep, 8 steps/);
   assert.match(md, /\| random init \| none \|/);
+  // The budget, not the one epoch, decided how long the all-labels supervised run trained.
+  const supervised = result.rows[2].pretraining!;
+  // (One epoch of these 400 images takes a second or two; the plan, made after 3 steps, may fall a little short.)
+  assert.equal(supervised.budget, '0.1min');
+  assert.ok(supervised.wallMinutes! >= 0.06 && supervised.wallMinutes! < 0.3, `${supervised.wallMinutes} wall minutes`);
+  assert.match(md, /\| supervised \| labels, budget 0\.1min, \d+ ep/);
   assert.match(md, /Linear probe by block/);
   assert.match(readFileSync(join(out, 'chart-fashion-mnist.svg'), 'utf8'), /<rect [^>]*fill="#4e79a7"/);
   assert.ok(existsSync(join(out, 'confusion-fashion-mnist-random_init.svg')));

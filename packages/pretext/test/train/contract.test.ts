@@ -14,7 +14,7 @@ import { writeStore } from '../../src/data/store.js';
 import type { SampleStore } from '../../src/data/store.js';
 import { tasks } from '../../src/tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextBatch, PretextTask, StepResult, TaskInstance, TaskState } from '../../src/tasks/task.js';
-import { parseBudget } from '../../src/train/budget.js';
+import { parseBudget } from '../../src/config/schema.js';
 import { listCheckpoints } from '../../src/train/checkpoint.js';
 import { DivergenceError, resolveConfig, subsetIndices, train } from '../../src/train/trainer.js';
 

@@ -2,8 +2,6 @@
 // and its learning-rate schedule is laid out over the steps the budget buys, measured by a short
 // calibration at the start, so the rate still decays to its end.
 
-export { parseBudget } from '../config/schema.js';
-
 export interface BudgetSetting {
   cpuMinutes?: number;
   wallMinutes?: number;
@@ -44,4 +42,40 @@ export class BudgetClock {
 export function plannedSteps(clock: BudgetClock, stepsDone: number, secondsPerStep: number): number {
   const remaining = Math.max(0, clock.limitSeconds - clock.spent());
   return stepsDone + Math.max(1, Math.floor(remaining / secondsPerStep));
+}
+
+/**
+ * A budgeted run's plan: a clock, then after `calibrationSteps` steps (counted from the second, past
+ * the allocator's and oneDNN's warm-up) the number of steps the budget buys, fixed from then on.
+ */
+export class BudgetPlan {
+  readonly clock: BudgetClock;
+  private calibrateFrom?: { step: number; spent: number };
+
+  /** `steps`: a plan made earlier (a resumed run keeps its schedule). */
+  constructor(
+    readonly setting: BudgetSetting & { calibrationSteps: number },
+    spentBefore = 0,
+    public steps?: number,
+  ) {
+    this.clock = new BudgetClock(setting, spentBefore);
+  }
+
+  /** Call after each step with the global step count; returns the plan on the step it is made. */
+  afterStep(step: number): number | undefined {
+    if (this.steps !== undefined) return undefined;
+    if (!this.calibrateFrom) {
+      this.calibrateFrom = { step, spent: this.clock.spent() };
+      return undefined;
+    }
+    const { step: from, spent } = this.calibrateFrom;
+    if (step - from < this.setting.calibrationSteps) return undefined;
+    this.steps = plannedSteps(this.clock, step, (this.clock.spent() - spent) / (step - from));
+    return this.steps;
+  }
+
+  /** The budget is spent, or the planned steps are done. */
+  finished(step: number): boolean {
+    return this.clock.exhausted() || (this.steps !== undefined && step >= this.steps);
+  }
 }
