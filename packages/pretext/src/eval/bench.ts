@@ -58,6 +58,8 @@ export interface BenchOptions {
   baselines?: { random?: boolean; supervised?: boolean };
   /** Linear probe on every block of every row (default true). */
   layers?: boolean;
+  /** Poolings of that by-block probe (default [pool]): e.g. a 2x2 grid and the global average. */
+  layerPools?: Pool[];
   seed?: number;
   /** Seeded subsets of each split, for quick runs. */
   trainLimit?: number;
@@ -98,7 +100,8 @@ export interface BenchRowResult {
   /** The block the protocols read. */
   block: string;
   cells: Record<string, BenchCell>;
-  layers?: { block: string; top1: number }[];
+  layers?: { block: string; pool: Pool; top1: number }[];
+  /** The best block under `pool` (the main columns' pooling). */
   bestBlock?: string;
 }
 
@@ -181,6 +184,11 @@ async function evaluateRow(
   };
   const featureProtocols = protocols.filter((p): p is 'linear' | 'knn' | 'mlp' => p === 'linear' || p === 'knn' || p === 'mlp');
   const blocks = options.layers === false ? [block] : [...backbone.blockNames];
+  const pool = options.pool ?? 'gap';
+  const logLayers = (p: Pool, layers: { block: string; result: EvalResult }[]) =>
+    options.log?.(
+      `  ${ctx.dataset} linear probe by block (${p}): ${layers.map((l) => `${l.block} ${l.result.top1.toFixed(2)}%`).join(', ')}`,
+    );
   let layerSummary: Pick<BenchRowResult, 'layers' | 'bestBlock'> = {};
   if (featureProtocols.length || options.layers !== false) {
     const extract = (store: SampleStore, rows: Int32Array) =>
@@ -201,11 +209,26 @@ async function evaluateRow(
       }
       if (options.layers !== false) {
         const { layers, best } = evaluateLayerFeatures(train, test, trainLabels, testLabels, { ...options.protocolOptions, seed }, fitted);
-        layerSummary = { layers: layers.map((l) => ({ block: l.block, top1: l.result.top1 })), bestBlock: best };
-        options.log?.(
-          `  ${ctx.dataset} linear probe by block: ${layers.map((l) => `${l.block} ${l.result.top1.toFixed(2)}%`).join(', ')}; best ${best}`,
-        );
+        layerSummary = { layers: layers.map((l) => ({ block: l.block, pool, top1: l.result.top1 })), bestBlock: best };
+        logLayers(pool, layers);
       }
+    } finally {
+      for (const t of [...train.values(), ...test.values()]) t.dispose();
+    }
+  }
+  // The by-block probe again under each further pooling.
+  for (const other of options.layers === false ? [] : (options.layerPools ?? []).filter((p) => p !== pool)) {
+    const extract = (store: SampleStore, rows: Int32Array) =>
+      extractLayerFeatures(backbone, store, { blocks, pool: other, normalization, imageSize, indices: rows, encoderInput });
+    const [train, test] = [await extract(ctx.train, ctx.trainRows), await extract(ctx.test, ctx.testRows)];
+    try {
+      const trainLabels = labelsOf(ctx.train, ctx.trainRows);
+      const { layers } = evaluateLayerFeatures(train, test, trainLabels, labelsOf(ctx.test, ctx.testRows), {
+        ...options.protocolOptions,
+        seed,
+      });
+      layerSummary.layers!.push(...layers.map((l) => ({ block: l.block, pool: other, top1: l.result.top1 })));
+      logLayers(other, layers);
     } finally {
       for (const t of [...train.values(), ...test.values()]) t.dispose();
     }
@@ -409,11 +432,15 @@ function markdown(result: BenchResult, datasets: string[]): string {
     lines.push('', `Blocks read: ${rows.map((r) => `${r.name} ${r.block}`).join(', ')}.`);
     const layered = rows.filter((r) => r.layers);
     if (layered.length) {
-      lines.push('', 'Linear probe by block (best in bold):', '');
+      lines.push('', 'Linear probe by block and pooling (best block of each pooling in bold):', '');
       for (const row of layered) {
-        lines.push(
-          `- ${row.name}: ${row.layers!.map((l) => (l.block === row.bestBlock ? `**${l.block} ${pct(l.top1)}**` : `${l.block} ${pct(l.top1)}`)).join(', ')}`,
-        );
+        for (const p of [...new Set(row.layers!.map((l) => l.pool))]) {
+          const layers = row.layers!.filter((l) => l.pool === p);
+          const best = layers.reduce((a, b) => (b.top1 > a.top1 ? b : a));
+          lines.push(
+            `- ${row.name}, ${p}: ${layers.map((l) => (l === best ? `**${l.block} ${pct(l.top1)}**` : `${l.block} ${pct(l.top1)}`)).join(', ')}`,
+          );
+        }
       }
     }
     if (dataset === 'cifar10') {
@@ -538,6 +565,7 @@ const benchConfigSchema = z
       .strict()
       .optional(),
     layers: z.boolean().optional(),
+    layerPools: z.array(z.enum(['gap', 'grid2', 'flatten'])).optional(),
     seed: z.number().int().nonnegative().optional(),
     trainLimit: z.number().int().positive().optional(),
     testLimit: z.number().int().positive().optional(),

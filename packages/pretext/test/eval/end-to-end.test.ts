@@ -87,6 +87,7 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
     rows: [{ name: 'rotation', runs: { 'fashion-mnist': runDir } }],
     protocols: ['linear', 'knn', 'finetune'],
     labelsPerClass: [20],
+    layerPools: ['gap', 'grid2'],
     trainLimit: 400,
     testLimit: 200,
     // All labels under a wall-clock budget (as the pretext rows'), K per class for one epoch.
@@ -106,9 +107,11 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
     assert.equal(row.cells['finetune@20'].result.trainSamples, 200);
   }
   const rotation = result.rows[0];
+  // Every block under both poolings.
+  const blocks = ['stem', 'layer1', 'layer2', 'layer3', 'layer4'];
   assert.deepEqual(
-    rotation.layers!.map((l) => l.block),
-    ['stem', 'layer1', 'layer2', 'layer3', 'layer4'],
+    rotation.layers!.map((l) => `${l.block} ${l.pool}`),
+    [...blocks.map((b) => `${b} gap`), ...blocks.map((b) => `${b} grid2`)],
   );
   assert.ok(rotation.bestBlock);
   assert.equal(rotation.seed, 0);
@@ -123,6 +126,7 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
   assert.ok(supervised.wallMinutes! >= 0.06 && supervised.wallMinutes! < 0.3, `${supervised.wallMinutes} wall minutes`);
   assert.match(md, /\| supervised \| labels, budget 0\.1min, \d+ ep/);
   assert.match(md, /Linear probe by block/);
+  assert.match(md, /- rotation, grid2: .*\*\*/);
   assert.match(readFileSync(join(out, 'chart-fashion-mnist.svg'), 'utf8'), /<rect [^>]*fill="#4e79a7"/);
   assert.ok(existsSync(join(out, 'confusion-fashion-mnist-random_init.svg')));
   assert.equal(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows.length, 3);
