@@ -18,6 +18,8 @@ export interface ProgressOptions {
   barWidth?: number;
   /** Clock in ms, for tests. */
   now?: () => number;
+  /** Items already done when the bar starts (a resumed epoch): shown, but not counted in the rate. */
+  startAt?: number;
 }
 
 /** Formats seconds as m:ss or h:mm:ss. */
@@ -43,7 +45,8 @@ export class Progress {
   private readonly barWidth: number;
   private readonly now: () => number;
   private readonly startedAt: number;
-  private done = 0;
+  private done: number;
+  private readonly startAt: number;
   private lastDrawAt = -Infinity;
   private barVisible = false;
   private finished = false;
@@ -61,6 +64,7 @@ export class Progress {
     this.barWidth = options.barWidth ?? 30;
     this.now = options.now ?? (() => performance.now());
     this.startedAt = this.now();
+    this.done = this.startAt = options.startAt ?? 0;
   }
 
   /** Advances by `count` items. */
@@ -100,7 +104,7 @@ export class Progress {
   /** The current status line, without control characters. */
   render(now = this.now()): string {
     const elapsed = (now - this.startedAt) / 1000;
-    const rate = elapsed > 0 ? this.done / elapsed : NaN;
+    const rate = elapsed > 0 ? (this.done - this.startAt) / elapsed : NaN;
     const eta = this.done >= this.total ? `in ${formatDuration(elapsed)}` : `ETA ${formatDuration((this.total - this.done) / rate)}`;
     const fraction = this.total > 0 ? Math.min(1, this.done / this.total) : 1;
     const filled = Math.round(fraction * this.barWidth);

@@ -515,8 +515,9 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       trainMode(instance);
       const meters = new Meters();
       const progress =
-        options.progress === false || !parallel.isMain ? undefined : new Progress(`epoch ${epoch + 1}/${epochLimit()}`, epochSteps);
-      progress?.update(startBatch);
+        options.progress === false || !parallel.isMain
+          ? undefined
+          : new Progress(`epoch ${epoch + 1}/${epochLimit()}`, epochSteps, { startAt: startBatch });
       const epochStart = performance.now();
       let images = 0;
       let batchIndex = startBatch;

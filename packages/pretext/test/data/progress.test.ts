@@ -18,6 +18,14 @@ test('renders label, bar, count, rate and ETA', () => {
   assert.equal(formatDuration(3725), '1:02:05');
 });
 
+test('a bar resumed part-way shows the items done before but rates only the new ones', () => {
+  let now = 0;
+  const progress = new Progress('epoch 2/10', 390, { stream: fakeStream(false), barWidth: 10, now: () => now, startAt: 337 });
+  now = 2000;
+  progress.update(341);
+  assert.equal(progress.render(), 'epoch 2/10 [#########.] 341/390 2.0/s ETA 0:25');
+});
+
 test('without a TTY prints throttled plain lines and a final line', () => {
   let now = 0;
   const stream = fakeStream(false);
