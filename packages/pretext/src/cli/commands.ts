@@ -23,8 +23,6 @@ import {
   evaluateAllLayers,
   evaluateBackbone,
   randomBackbone,
-  readBenchConfig,
-  runBench,
   FEATURE_PROTOCOLS,
   PROTOCOLS,
   type EvalResult,
@@ -32,6 +30,7 @@ import {
   type Pool,
   type Protocol,
 } from '../eval/index.js';
+import { readBenchConfig, runBench } from '../orchestration/bench.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 

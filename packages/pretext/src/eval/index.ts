@@ -11,5 +11,4 @@ export * from './finetune.js';
 export * from './lowshot.js';
 export * from './protocols.js';
 export * from './pictures.js';
-export * from './bench.js';
 export { confusionHeatmapSvg, groupedBarChartSvg, type BarSeries } from '../viz/svg.js';

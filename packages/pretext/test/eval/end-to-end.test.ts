@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { runBench, type BenchResult } from '../../src/eval/bench.js';
+import { runBench, type BenchResult } from '../../src/orchestration/bench.js';
 import { embed } from '../../src/eval/features.js';
 import { confusionHeatmap } from '../../src/eval/pictures.js';
 import { evaluate } from '../../src/eval/protocols.js';

@@ -14,10 +14,10 @@ import { budgetSchema, readConfigFile, validate, type TrainConfigInput } from '.
 import { loadPretrained } from '../train/pretrained.js';
 import { formatBudget } from '../util/budget.js';
 import { subsetIndices, train as pretrain } from '../train/trainer.js';
-import { encoderInputOf, extractFeatures, extractLayerFeatures, type Pool } from './features.js';
-import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from './finetune.js';
-import { allRows, labelsOf, type Compute, type EvalResult } from './metrics.js';
-import { confusionHeatmap } from './pictures.js';
+import { encoderInputOf, extractFeatures, extractLayerFeatures, type Pool } from '../eval/features.js';
+import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from '../eval/finetune.js';
+import { allRows, labelsOf, type Compute, type EvalResult } from '../eval/metrics.js';
+import { confusionHeatmap } from '../eval/pictures.js';
 import {
   evaluateBackbone,
   evaluateFeatures,
@@ -26,7 +26,7 @@ import {
   withLowShot,
   type Protocol,
   type ProtocolOptions,
-} from './protocols.js';
+} from '../eval/protocols.js';
 import { groupedBarChartSvg, writeText } from '../viz/svg.js';
 import { readEpochRecords } from '../util/run-files.js';
 
