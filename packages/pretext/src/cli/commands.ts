@@ -31,6 +31,7 @@ import {
   type Protocol,
 } from '../eval/index.js';
 import { readBenchConfig, runBench } from '../orchestration/bench.js';
+import { accuracyCurve } from '../orchestration/curve.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -423,6 +424,48 @@ labels per class, the block and subsets; see bench/ for the configs behind the R
   },
 };
 
+const curve: Command = {
+  summary: 'accuracy against pretraining CPU minutes: a probe on every kept checkpoint of runs',
+  help: `pretext curve --checkpoint runs/a [--checkpoint runs/b ...] --train <data> --test <data> --out DIR
+             [--protocol linear|knn] [--layer BLOCK] [--pool gap|grid2] [--random]
+             [--labels-per-class K] [--train-limit N] [--test-limit N] [--seed N]
+
+Probes each checkpoint a run kept (train with --keep-last and --checkpoint-every to keep several)
+and draws top-1 against the CPU minutes of pretraining behind it (DIR/curve.svg, DIR/curve.json);
+--random adds the first run's network at random init as the 0-minute point and a flat line.`,
+  options: {
+    checkpoint: { type: 'string', multiple: true },
+    ...Object.fromEntries(
+      ['train', 'test', 'out', 'protocol', 'layer', 'pool', 'labels-per-class', 'train-limit', 'test-limit', 'seed'].map((k) => [
+        k,
+        { type: 'string' as const },
+      ]),
+    ),
+    random: { type: 'boolean' },
+  },
+  async run(values) {
+    const protocol = str(values.protocol) ?? 'linear';
+    if (!(FEATURE_PROTOCOLS as readonly string[]).includes(protocol))
+      throw new Error(`--protocol ${protocol}: valid values ${FEATURE_PROTOCOLS.join(', ')}`);
+    const result = await accuracyCurve({
+      runs: (values.checkpoint as string[] | undefined) ?? [],
+      out: required(values, 'out'),
+      protocol: protocol as FeatureProtocol,
+      train: required(values, 'train'),
+      test: required(values, 'test'),
+      layer: str(values.layer),
+      pool: str(values.pool) as Pool | undefined,
+      labelsPerClass: num(values, 'labels-per-class'),
+      trainLimit: num(values, 'train-limit'),
+      testLimit: num(values, 'test-limit'),
+      seed: num(values, 'seed'),
+      random: values.random === true,
+      log: logLine,
+    });
+    console.log(`wrote ${result.files.svg}, ${result.files.json}`);
+  },
+};
+
 const demo: Command = {
   summary: 'the main job: rotation pretraining on Fashion-MNIST, then a linear probe against random init',
   help: `pretext demo [--out runs/demo] [--epochs N] [--limit N]
@@ -533,6 +576,7 @@ export const commands: Record<string, Command> = {
   eval: evalCommand,
   clips: clipsCommand,
   bench,
+  curve,
   export: exportCommand,
   ingest,
   studio,

@@ -395,7 +395,14 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     optimizers,
     schedulers,
     rng: { task: generator.getState(), global: torch.defaultGenerator().getState() },
-    info: { ...info, ...budgetInfo(), imagesSeen, threads: torch.getNumThreads(), worldSize: parallel.worldSize },
+    info: {
+      ...info,
+      ...budgetInfo(),
+      cpuSeconds: runCpuSeconds(),
+      imagesSeen,
+      threads: torch.getNumThreads(),
+      worldSize: parallel.worldSize,
+    },
     taskState: instance.state?.(),
   });
 
@@ -451,6 +458,12 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
       )
     : undefined;
   let imagesSeen = (restored?.info.imagesSeen as number | undefined) ?? 0;
+  // CPU seconds of this process (rank 0's under data parallelism) over every session of the run, for accuracy-vs-compute curves.
+  const [cpuBefore, cpuStart] = [(restored?.info.cpuSeconds as number | undefined) ?? 0, process.cpuUsage()];
+  const runCpuSeconds = () => {
+    const { user, system } = process.cpuUsage(cpuStart);
+    return cpuBefore + (user + system) / 1e6;
+  };
   if (budget?.steps !== undefined) layOutSchedules(budget.steps, step);
   parallel.broadcastState(Object.values(instance.modules));
   const epochLimit = () => (budget?.steps === undefined ? config.epochs : Math.ceil(budget.steps / stepsPerEpoch));
@@ -471,7 +484,6 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
   const history: EpochRecord[] = [];
   const prefix = (phase: string, key: string) => (phases.length > 1 ? `${phase}/${key}` : key);
