@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "pretext_torch",
-      "sources": ["native/shim.cc", "native/cpu_cache.cc", "native/distributed.cc", "gen/ops_gen.cc"],
+      "sources": ["native/shim.cc", "native/cpu_cache.cc", "native/distributed.cc", "native/sync_batch_norm.cc", "native/grad_reducer.cc", "gen/ops_gen.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native",

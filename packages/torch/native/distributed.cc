@@ -1,7 +1,7 @@
 // torch.distributed over c10d: a TCPStore rendezvous and ProcessGroupGloo collectives. Every call
 // that can block (rendezvous, waiting for a collective) runs on libuv's thread pool and settles a
 // promise, so the event loop stays free; c10d's errors become rejections with its message.
-#include "shim.h"
+#include "distributed.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -20,13 +20,30 @@ std::mutex groupsMutex;
 std::map<int64_t, c10::intrusive_ptr<c10d::ProcessGroup>> groups;
 int64_t nextGroup = 1;
 
-c10::intrusive_ptr<c10d::ProcessGroup> GroupOf(const Args& a, size_t i) {
-  int64_t id = a.int64(i, "group");
+c10::intrusive_ptr<c10d::ProcessGroup> FindGroupOrNull(int64_t id) {
   std::lock_guard<std::mutex> lock(groupsMutex);
   auto it = groups.find(id);
-  if (it == groups.end()) a.fail(i, "group", "no such process group (destroyed, or never created)");
+  if (it == groups.end()) return {};
   return it->second;
 }
+
+constexpr const char* kNoGroup = "no such process group (destroyed, or never created)";
+
+}  // namespace
+
+c10::intrusive_ptr<c10d::ProcessGroup> FindGroup(int64_t id) {
+  auto group = FindGroupOrNull(id);
+  TORCH_CHECK(group, kNoGroup);
+  return group;
+}
+
+c10::intrusive_ptr<c10d::ProcessGroup> GroupOf(const Args& a, size_t i) {
+  auto group = FindGroupOrNull(a.int64(i, "group"));
+  if (!group) a.fail(i, "group", kNoGroup);
+  return group;
+}
+
+namespace {
 
 // Runs `work` on the thread pool; resolves with `done()`'s value on the main thread.
 class Blocking : public Napi::AsyncWorker {
@@ -180,6 +197,8 @@ void RegisterDistributedOps(Napi::Env env, Napi::Object exports) {
   fn("distAllGather", AllGather);
   fn("distBarrier", Barrier);
   fn("distDestroyProcessGroup", DestroyProcessGroup);
+  RegisterSyncBatchNorm(env, exports);
+  RegisterGradReducer(env, exports);
 }
 
 }  // namespace shim

@@ -1,8 +1,10 @@
 // torch.distributed: c10d's TCPStore rendezvous and ProcessGroupGloo collectives, with the launch
 // contract of torchrun (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT),
-// and DistributedDataParallel for data-parallel training. Collectives are async (they settle on
-// libuv's thread pool); DistributedDataParallel waits inside the training step, as PyTorch's does.
-import { handles, native } from './handle.js';
+// DistributedDataParallel for data-parallel training, and SyncBatchNorm's op. Collectives are async
+// (they settle on libuv's thread pool); DistributedDataParallel waits inside the training step, as
+// PyTorch's does.
+import { handleOf, handles, native, wrap, type GradReducerHandle } from './handle.js';
+import { bytesPerElement, isFloatingDType } from './dtype.js';
 import { noGrad } from './autograd.js';
 import { cat } from './generated/functions.js';
 import { tidy } from './scope.js';
@@ -119,87 +121,176 @@ export function destroyProcessGroup(group?: ProcessGroup): void {
   if (g === defaultGroup) defaultGroup = undefined;
 }
 
+export interface SyncBatchNormOptions {
+  weight?: Tensor;
+  bias?: Tensor;
+  momentum?: number;
+  eps?: number;
+}
+
+/**
+ * Batch normalization in training mode with the statistics of every rank's batch, as PyTorch's
+ * SyncBatchNorm: the mean and variance are global, the running statistics are updated with them,
+ * and backward reduces the terms of the input gradient across ranks (inside the op, blocking).
+ */
+export function syncBatchNorm(
+  input: Tensor,
+  runningMean: Tensor | undefined,
+  runningVar: Tensor | undefined,
+  options: SyncBatchNormOptions = {},
+  group?: ProcessGroup,
+): Tensor {
+  const eps = options.eps ?? 1e-5;
+  if (!(eps > 0)) throw new RangeError(`syncBatchNorm: 'eps' must be positive, got ${eps}`);
+  const [weight, bias, mean, variance] = [options.weight, options.bias, runningMean, runningVar].map((t) => (t ? handleOf(t) : undefined));
+  return wrap(native.distSyncBatchNorm(groupOf(group).id, handleOf(input), weight, bias, mean, variance, options.momentum ?? 0.1, eps));
+}
+
+export interface DistributedDataParallelOptions {
+  /** Bucket size after the first (default 25 MiB, as PyTorch's bucket_cap_mb). */
+  bucketMb?: number;
+  /** The first bucket, the last layers' gradients, small so that communication starts early (default 1 MiB, as PyTorch). */
+  firstBucketMb?: number;
+  /**
+   * Launch each bucket's allreduce from gradient hooks while backward runs (default true), as
+   * PyTorch's Reducer; false reduces every bucket after backward, in syncGradients().
+   */
+  overlap?: boolean;
+}
+
+const tensorIds = new WeakMap<Tensor, number>();
+let nextTensorId = 0;
+const idOf = (t: Tensor): number => {
+  let id = tensorIds.get(t);
+  if (id === undefined) tensorIds.set(t, (id = nextTensorId++));
+  return id;
+};
+
 /**
  * Data-parallel training as PyTorch's DistributedDataParallel: the parameters and buffers start as
- * rank 0's, and after backward, syncGradients() averages the gradients across ranks in buckets of
- * about `bucketMb` (each bucket one flat allreduce). Inside noSync() gradients accumulate locally.
+ * rank 0's, and syncGradients(), called after backward, leaves the gradients averaged across ranks.
+ * Gradients go in buckets (each one flat allreduce), in reverse parameter order, the order backward
+ * produces them. With `overlap` (the default) syncGradients() also hooks the parameters it is
+ * given, so that from the next backward on each bucket is launched as soon as its gradients are
+ * all accumulated, while backward goes on, and syncGradients() only waits for the buckets. Inside
+ * noSync() gradients accumulate locally. Every rank must run the same backward passes.
  */
 export class DistributedDataParallel {
   private syncing = true;
   private readonly bucketBytes: number;
+  private readonly firstBucketBytes: number;
+  private readonly overlap: boolean;
+  /** One reducer per set of parameters synced together (a trainer's optimizer phases). */
+  private readonly reducers = new Map<string, { handle: GradReducerHandle; buckets: number }>();
+  /** Buckets in the last syncGradients(), and how many of them were launched during backward. */
+  lastSync = { buckets: 0, overlapped: 0 };
 
   constructor(
     readonly modules: Module[],
     readonly group: ProcessGroup = groupOf(undefined),
-    options: { bucketMb?: number } = {},
+    options: DistributedDataParallelOptions = {},
   ) {
     this.bucketBytes = (options.bucketMb ?? 25) * 2 ** 20;
+    this.firstBucketBytes = (options.firstBucketMb ?? 1) * 2 ** 20;
+    this.overlap = options.overlap ?? true;
   }
 
   /** Copies rank 0's parameters and buffers to every rank. */
   broadcastState(): void {
     const state = this.modules.flatMap((m) => [...m.stateDict().values()]);
-    noGrad(() => {
-      for (const bucket of this.buckets(state)) this.exchange(bucket, (flat) => blocking.broadcast([flat], 0, this.group), false);
-    });
+    noGrad(() => this.exchange(state, (flat) => blocking.broadcast([flat], 0, this.group), false));
   }
 
   /** Averages the gradients of `parameters` (default: every module's) across ranks. */
   syncGradients(parameters = this.modules.flatMap((m) => m.parameters())): void {
     if (!this.syncing || this.group.worldSize === 1) return;
+    if (this.overlap) {
+      const reducer = this.reducerFor(parameters);
+      this.lastSync = { buckets: reducer.buckets, overlapped: native.distGradReducerFinish(reducer.handle) };
+      return;
+    }
     const grads = parameters.flatMap((p) => (p.grad ? [p.grad] : []));
-    noGrad(() => {
-      // Gloo has no AVG: sum, then divide.
-      const average = (flat: Tensor) => {
-        blocking.allReduce([flat], 'sum', this.group);
-        flat.div_(this.group.worldSize);
-      };
-      for (const bucket of this.buckets(grads)) this.exchange(bucket, average, true);
-    });
+    // Gloo has no AVG: sum, then divide.
+    const average = (flat: Tensor) => {
+      blocking.allReduce([flat], 'sum', this.group);
+      flat.div_(this.group.worldSize);
+    };
+    this.lastSync = { buckets: noGrad(() => this.exchange(grads, average, true)), overlapped: 0 };
   }
 
   /** Runs `fn` without gradient synchronization (gradient accumulation over several backward passes). */
   noSync<T>(fn: () => T): T {
+    const setEnabled = (enabled: boolean) => this.reducers.forEach((r) => native.distGradReducerSetEnabled(r.handle, enabled));
     this.syncing = false;
+    setEnabled(false);
     try {
       return fn();
     } finally {
       this.syncing = true;
+      setEnabled(true);
     }
   }
 
-  private *buckets(tensors: Tensor[]): Generator<Tensor[]> {
-    let bucket: Tensor[] = [];
+  /** Removes the gradient hooks. */
+  dispose(): void {
+    this.reducers.forEach((r) => native.distGradReducerDispose(r.handle));
+    this.reducers.clear();
+  }
+
+  /**
+   * The reducer of this set of parameters, made (and hooked) at its first sync: that backward has
+   * already run, so its buckets are all reduced in the reducer's finish.
+   */
+  private reducerFor(parameters: Tensor[]): { handle: GradReducerHandle; buckets: number } {
+    const key = parameters.map(idOf).join(',');
+    let reducer = this.reducers.get(key);
+    if (!reducer) {
+      const buckets = this.buckets(parameters, true);
+      reducer = { handle: native.distGradReducer(this.group.id, handles(parameters), buckets), buckets: buckets.length };
+      this.reducers.set(key, reducer);
+    }
+    return reducer;
+  }
+
+  /**
+   * Indices of `tensors` in buckets of about bucketMb, one dtype each. `fromLast`: in reverse order
+   * with a small first bucket, as gradients arrive in backward.
+   */
+  private buckets(tensors: Tensor[], fromLast: boolean): number[][] {
+    const order = tensors.map((_, i) => i);
+    if (fromLast) order.reverse();
+    const buckets: number[][] = [];
     let bytes = 0;
-    for (const t of tensors) {
-      bucket.push(t);
-      bytes += t.numel() * 4;
-      if (bytes >= this.bucketBytes) {
-        yield bucket;
-        bucket = [];
+    let cap = fromLast ? this.firstBucketBytes : this.bucketBytes;
+    for (const i of order) {
+      const bucket = buckets.at(-1);
+      if (!bucket || bytes >= cap || tensors[bucket[0]].dtype !== tensors[i].dtype) {
+        if (bucket) cap = this.bucketBytes;
+        buckets.push([i]);
         bytes = 0;
+      } else {
+        bucket.push(i);
       }
+      bytes += tensors[i].numel() * bytesPerElement[tensors[i].dtype];
     }
-    if (bucket.length) yield bucket;
+    return buckets;
   }
 
-  /** Flattens a bucket (floating tensors of one dtype per call), runs the collective, copies back. */
-  private exchange(bucket: Tensor[], collective: (flat: Tensor) => void, floatingOnly: boolean): void {
-    const byDtype = new Map<string, Tensor[]>();
-    for (const t of bucket) {
-      if (floatingOnly && !t.dtype.startsWith('float') && t.dtype !== 'bfloat16') continue;
-      byDtype.set(t.dtype, [...(byDtype.get(t.dtype) ?? []), t]);
-    }
-    for (const group of byDtype.values()) {
+  /** Runs the collective on each bucket of `tensors` flattened (floating ones only when `floatingOnly`), copies back; returns the bucket count. */
+  private exchange(tensors: Tensor[], collective: (flat: Tensor) => void, floatingOnly: boolean): number {
+    const buckets = this.buckets(tensors, false).map((bucket) => bucket.map((i) => tensors[i]));
+    for (const bucket of buckets) {
+      if (floatingOnly && !isFloatingDType(bucket[0].dtype)) continue;
       tidy(() => {
-        const flat = cat(group.map((t) => t.reshape([-1])));
+        const flat = cat(bucket.map((t) => t.reshape([-1])));
         collective(flat);
         let offset = 0;
-        for (const t of group) {
+        for (const t of bucket) {
           t.copy_(flat.narrow(0, offset, t.numel()).view(t.shape));
           offset += t.numel();
         }
       });
     }
+    return buckets.length;
   }
 }

@@ -11,6 +11,8 @@ declare const handleBrand: unique symbol;
 export type Handle = { readonly [handleBrand]: 'tensor' };
 declare const generatorBrand: unique symbol;
 export type GeneratorHandle = { readonly [generatorBrand]: 'generator' };
+declare const reducerBrand: unique symbol;
+export type GradReducerHandle = { readonly [reducerBrand]: 'gradReducer' };
 
 /** The CPU caching allocator's counters (native/cpu_cache.cc). */
 export interface CpuCacheStats {
@@ -63,6 +65,22 @@ export interface CoreNative {
   distAllGather(group: number, outputs: Handle[], input: Handle, blocking?: boolean): Promise<void> | undefined;
   distBarrier(group: number, blocking?: boolean): Promise<void> | undefined;
   distDestroyProcessGroup(group: number): void;
+  distSyncBatchNorm(
+    group: number,
+    input: Handle,
+    weight: Handle | undefined,
+    bias: Handle | undefined,
+    runningMean: Handle | undefined,
+    runningVar: Handle | undefined,
+    momentum: number,
+    eps: number,
+  ): Handle;
+  /** A gradient reducer over `parameters`, whose buckets launch from gradient hooks during backward. */
+  distGradReducer(group: number, parameters: Handle[], buckets: number[][]): GradReducerHandle;
+  /** Waits for every bucket and leaves averaged gradients; returns how many buckets had been launched during backward. */
+  distGradReducerFinish(reducer: GradReducerHandle): number;
+  distGradReducerSetEnabled(reducer: GradReducerHandle, enabled: boolean): void;
+  distGradReducerDispose(reducer: GradReducerHandle): void;
   runtimeInfo(): { libtorchVersion: string; cudaAvailable: boolean; mkldnnAvailable: boolean; parallelInfo: string };
 }
 

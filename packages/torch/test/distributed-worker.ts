@@ -1,6 +1,7 @@
 // One rank of the distributed tests (test/distributed.test.ts starts several): runs the collective
 // or training scenario named by argv[2] and prints its results as one JSON line.
 import * as torch from '../src/index.js';
+import { GLOBAL_BATCH, makeData, makeModel, stateOf, train } from './distributed-models.js';
 
 const { distributed: dist, nn } = torch;
 const scenario = process.argv[2];
@@ -25,27 +26,20 @@ if (scenario === 'collectives') {
   out.gathered = parts.map((p) => p.toArray());
   await dist.barrier();
   await dist.allReduce(torch.zeros([1]), 'median' as never).catch((e: Error) => (out.badOp = e.message));
-} else if (scenario === 'ddp') {
-  // Each rank starts from its own seed; broadcastState makes rank 0's weights everyone's.
-  torch.manualSeed(100 + rank);
-  const model = new nn.Sequential(new nn.Linear(3, 4), nn.ReLU(), new nn.Linear(4, 2));
-  const ddp = new dist.DistributedDataParallel([model], group, { bucketMb: 0.0001 });
+} else if (scenario === 'ddp' || scenario === 'syncbn') {
+  // The ranks start from rank 0's weights (broadcastState) and train on their halves of the batch.
+  const batchNorm = scenario === 'syncbn';
+  torch.manualSeed(rank);
+  const model = batchNorm ? nn.SyncBatchNorm.convertSyncBatchnorm(makeModel(true), group) : makeModel(false);
+  if (rank !== 0) for (const p of model.parameters()) torch.noGrad(() => p.normal_());
+  const overlap = process.argv[3] !== 'after';
+  const ddp = new dist.DistributedDataParallel([model], group, { bucketMb: 1e-6, firstBucketMb: 1e-6, overlap });
   ddp.broadcastState();
-  const opt = new torch.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
-  // The global batch is the same on every rank (seed 7); each rank takes its half.
-  torch.manualSeed(7);
-  const x = torch.randn([8, 3]);
-  const y = torch.randn([8, 2]);
-  const mine = (t: torch.Tensor) => t.narrow(0, rank * (8 / world), 8 / world);
-  for (let step = 0; step < 3; step++) {
-    torch.tidy(() => {
-      opt.zeroGrad();
-      nn.functional.mseLoss(model.forward(mine(x)), mine(y)).backward();
-      ddp.syncGradients();
-      opt.step();
-    });
-  }
-  out.weights = model.parameters().map((p) => p.toArray());
+  const share = GLOBAL_BATCH / world;
+  train(model, makeData(batchNorm), (t) => t.narrow(0, rank * share, share), ddp);
+  out.state = stateOf(model);
+  out.lastSync = ddp.lastSync;
+  ddp.dispose();
 }
 dist.destroyProcessGroup(group);
 console.log(JSON.stringify(out));

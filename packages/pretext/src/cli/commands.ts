@@ -104,6 +104,7 @@ function configFromArgs(values: Values): Record<string, unknown> {
     if (n !== undefined) flags[key] = n;
   }
   if (values.deterministic) flags.deterministic = true;
+  if (values['sync-bn']) flags.syncBatchNorm = true;
   if (str(values.budget)) flags.budget = parseBudget(str(values.budget)!);
   if (str(values.precision)) flags.precision = str(values.precision);
   const sources = Object.fromEntries(sourceFlags().flatMap((name) => (str(values[name]) ? [[name, str(values[name])]] : [])));
@@ -130,6 +131,7 @@ const pretrain: Command = {
   --precision bf16     forward passes under CPU autocast to bfloat16 (default fp32)
   --nproc N            data-parallel over N local worker processes (gloo); under torchrun, workers read
                        RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+  --sync-bn            with several ranks, BatchNorm statistics over all of their batches (SyncBatchNorm)
   --resume             continue from the latest checkpoint in --out (its saved config is the base)
   --deterministic      bit-exact resumption (fixed threads, RNG and loader state saved)
   --threads N  --checkpoint-every STEPS  --keep-last K  --log-every STEPS  --grad-clip NORM${Object.values(tasks)
@@ -149,6 +151,7 @@ const pretrain: Command = {
     nproc: { type: 'string' },
     resume: { type: 'boolean' },
     deterministic: { type: 'boolean' },
+    'sync-bn': { type: 'boolean' },
   },
   async run(values) {
     const nproc = wholeNumber(values, 'nproc');

@@ -130,6 +130,11 @@ export const trainConfigSchema = z
     /** Bit-exact resumption: fixes the thread count and restores every RNG and loader position. */
     deterministic: z.boolean().default(false),
     threads: z.number().int().positive().optional(),
+    /**
+     * Data-parallel runs normalize with BatchNorm statistics over every rank's batch (SyncBatchNorm),
+     * as one process on the whole batch would. Absent means false (and keeps older runs resumable).
+     */
+    syncBatchNorm: z.boolean().optional(),
     out: z.string().min(1),
     checkpointEverySteps: z.number().int().positive().default(500),
     keepLast: z.number().int().positive().default(3),

@@ -1,7 +1,9 @@
 // Data parallelism for the trainer: when the process was launched as one of several workers
 // (torchrun's environment, or `pretext pretrain --nproc N`), it joins the process group, averages
-// gradients with DistributedDataParallel, and makes every rank agree on logged metrics and on when
-// to stop (a signal or a budget seen by one rank stops all of them at the same step).
+// gradients with DistributedDataParallel (launched from gradient hooks while backward runs), with
+// `syncBatchNorm` turns BatchNorm layers into SyncBatchNorm, and makes every rank agree on logged
+// metrics and on when to stop (a signal or a budget seen by one rank stops all of them at the same
+// step).
 import { availableParallelism } from 'node:os';
 import * as torch from '@pretext/torch';
 import type { nn, Tensor } from '@pretext/torch';
@@ -13,8 +15,8 @@ export interface Parallel {
   isMain: boolean;
   /** Averages the gradients of these parameters across ranks (no-op alone). */
   syncGradients(parameters: nn.Parameter[]): void;
-  /** Copies rank 0's module state to every rank. */
-  broadcastState(modules: nn.Module[]): void;
+  /** Makes the modules data-parallel: SyncBatchNorm where asked for, and rank 0's state on every rank. */
+  prepareModules(modules: nn.Module[]): void;
   /** Every rank's mean of each value, and whether any rank wants to stop. */
   agree(values: Record<string, number>, stop: boolean): { values: Record<string, number>; stop: boolean };
   /** This rank's contiguous share of `indices`, for work split across ranks (all of them alone). */
@@ -36,7 +38,7 @@ const alone: Parallel = {
   worldSize: 1,
   isMain: true,
   syncGradients: () => {},
-  broadcastState: () => {},
+  prepareModules: () => {},
   agree: (values, stop) => ({ values, stop }),
   share: (indices) => indices,
   gatherRows: async (rows) => rows.clone(),
@@ -44,8 +46,14 @@ const alone: Parallel = {
   close: () => {},
 };
 
-/** Joins the ranks named by the environment, with threads split among the local workers unless `threads` is set. */
-export async function joinRanks(threads: number | undefined, log: (line: string) => void): Promise<Parallel> {
+export interface ParallelOptions {
+  /** Threads per worker; default the cores divided among the local workers. */
+  threads?: number;
+  syncBatchNorm?: boolean;
+}
+
+/** Joins the ranks named by the environment. */
+export async function joinRanks({ threads, syncBatchNorm }: ParallelOptions, log: (line: string) => void): Promise<Parallel> {
   const env = torch.distributed.launchEnvironment();
   if (!env || env.worldSize === 1) return alone;
   if (!threads) torch.setNumThreads(Math.max(1, Math.floor(availableParallelism() / env.localWorldSize)));
@@ -60,7 +68,15 @@ export async function joinRanks(threads: number | undefined, log: (line: string)
     worldSize: env.worldSize,
     isMain: env.rank === 0,
     syncGradients: (parameters) => reducer.syncGradients(parameters),
-    broadcastState: (modules) => new torch.distributed.DistributedDataParallel(modules, group).broadcastState(),
+    prepareModules(modules) {
+      if (syncBatchNorm) {
+        for (const m of modules) {
+          if (torch.nn.SyncBatchNorm.convertSyncBatchnorm(m, group) !== m)
+            throw new Error("--sync-bn: a BatchNorm layer is one of the task's modules itself; only layers inside them are converted");
+        }
+      }
+      new torch.distributed.DistributedDataParallel(modules, group).broadcastState();
+    },
     agree(values, stop) {
       const keys = Object.keys(values);
       const flat = torch.tensor([...keys.map((k) => values[k]), stop ? 1 : 0], { dtype: 'float64' });
@@ -89,6 +105,9 @@ export async function joinRanks(threads: number | undefined, log: (line: string)
       return gathered;
     },
     fromMain: (tensor) => torch.distributed.broadcast(tensor, 0, group),
-    close: () => torch.distributed.destroyProcessGroup(group),
+    close() {
+      reducer.dispose();
+      torch.distributed.destroyProcessGroup(group);
+    },
   };
 }

@@ -291,7 +291,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 
 export async function train(input: TrainConfigInput | Record<string, unknown>, options: TrainOptions = {}): Promise<TrainResult> {
   const config = resolveConfig(input);
-  const parallel = await joinRanks(config.threads, options.log ?? ((line: string) => process.stderr.write(line + '\n')));
+  const parallel = await joinRanks(config, options.log ?? ((line: string) => process.stderr.write(line + '\n')));
   // Rank 0 speaks and writes for every rank.
   const log = parallel.isMain ? (options.log ?? ((line: string) => process.stderr.write(line + '\n'))) : () => {};
   const runDir = config.out;
@@ -465,7 +465,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
     return cpuBefore + (user + system) / 1e6;
   };
   if (budget?.steps !== undefined) layOutSchedules(budget.steps, step);
-  parallel.broadcastState(Object.values(instance.modules));
+  parallel.prepareModules(Object.values(instance.modules));
   const epochLimit = () => (budget?.steps === undefined ? config.epochs : Math.ceil(budget.steps / stepsPerEpoch));
   const budgetInfo = () => (budget ? { budgetSpent: budget.clock.spent(), plannedSteps: budget.steps } : {});
 

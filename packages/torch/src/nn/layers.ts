@@ -107,7 +107,8 @@ export interface BatchNormOptions {
   trackRunningStats?: boolean;
 }
 
-abstract class BatchNormBase extends Module {
+/** What BatchNorm1d, BatchNorm2d and SyncBatchNorm share, as PyTorch's _BatchNorm. */
+export abstract class BatchNormBase extends Module {
   weight: Parameter | undefined;
   bias: Parameter | undefined;
   readonly eps: number;
@@ -147,12 +148,15 @@ abstract class BatchNormBase extends Module {
     if (!this.inputDims.includes(x.ndim)) {
       throw new RangeError(`${this.constructor.name}: expected a ${this.inputDims.join('-d or ')}-d input, got shape [${x.shape}]`);
     }
-    const useBatchStats = this.training || !this.trackRunningStats;
     if (this.training && this.trackRunningStats) noGrad(() => this.buffer('num_batches_tracked').add_(1));
+    return this.normalize(x);
+  }
+
+  protected normalize(x: Tensor): Tensor {
     return F.batchNorm(x, this.runningMean ?? null, this.runningVar ?? null, {
       weight: this.weight,
       bias: this.bias,
-      training: useBatchStats,
+      training: this.training || !this.trackRunningStats,
       momentum: this.momentum,
       eps: this.eps,
     });
