@@ -287,10 +287,12 @@ function printResult(label: string, r: EvalResult): void {
 
 const embedCommand: Command = {
   summary: "write a trained backbone's features of a dataset to a safetensors file",
-  help: `pretext embed --checkpoint runs/x --data <data> --out feats.safetensors [--split train|test] [--layer BLOCK] [--pool gap|grid2|flatten] [--limit N] [--pictures DIR]
+  help: `pretext embed --checkpoint runs/x --data <data> --out feats.safetensors [--split train|test] [--module NAME] [--layer BLOCK] [--pool gap|grid2|flatten] [--limit N] [--pictures DIR]
 
   --split train|test   which split to embed (default train). A folder's test split is its test/
                        (else val/) subfolder; a folder without train/ and test/ or val/ has one split.
+  --module NAME        the run's network to read (default backbone; superres and inpainting also
+                       offer discriminator), fed what it sees of the images in pretraining
 
 The file holds features (N x D float32), labels (int64, -1 where unknown), and the sample paths,
 class names, split and how the features were made as metadata: the hand-off to 'pretext eval'
@@ -299,6 +301,7 @@ class names, split and how the features were made as metadata: the hand-off to '
     checkpoint: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string' },
+    module: { type: 'string' },
     layer: { type: 'string' },
     split: { type: 'string' },
     pool: { type: 'string' },
@@ -312,6 +315,7 @@ class names, split and how the features were made as metadata: the hand-off to '
       checkpoint: required(values, 'checkpoint'),
       data: required(values, 'data'),
       out: required(values, 'out'),
+      module: str(values.module),
       layer: str(values.layer),
       split,
       pool: str(values.pool) as Pool | undefined,
@@ -328,7 +332,7 @@ const evalCommand: Command = {
   summary: 'evaluate features under a protocol: linear, knn, mlp, conv, finetune',
   help: `pretext eval --protocol linear|knn|mlp|conv|finetune
              --train train.safetensors --test test.safetensors [--allow-mismatch]
-           | --checkpoint runs/x --layer BLOCK|all --train <data> --test <data>
+           | --checkpoint runs/x [--module NAME] [--init random] --layer BLOCK|all --train <data> --test <data>
            | --backbone NAME --init random --layer BLOCK|all --train <data> --test <data> [--image-size S]
              [--labels-per-class K] [--train-limit N] [--test-limit N] [--seed N] [--json FILE]
 
@@ -337,12 +341,16 @@ evaluates them anyway, with a warning), and no test sample may be a training sam
 specs, --train reads the train split and --test the evaluation split (a folder's test/ or val/).
 --init random evaluates the backbone at random init (seeded by --seed): with --checkpoint, its
 architecture and preprocessing; with --backbone NAME, that backbone on the data's own statistics.
---layer all runs the protocol on every block and names the one that transfers best.`,
+--module NAME reads another network of the run than its backbone (superres and inpainting:
+discriminator), fed what it sees of the images in pretraining; with --init random, that module at
+random init, fed the same. --layer all runs the protocol on every block and names the one that
+transfers best.`,
   options: {
     protocol: { type: 'string' },
     train: { type: 'string' },
     test: { type: 'string' },
     checkpoint: { type: 'string' },
+    module: { type: 'string' },
     layer: { type: 'string' },
     pool: { type: 'string' },
     'labels-per-class': { type: 'string' },
@@ -370,6 +378,7 @@ architecture and preprocessing; with --backbone NAME, that backbone on the data'
       train: required(values, 'train'),
       test: required(values, 'test'),
       checkpoint: str(values.checkpoint),
+      module: str(values.module),
       layer: str(values.layer),
       pool: str(values.pool) as Pool | undefined,
       labelsPerClass: num(values, 'labels-per-class'),

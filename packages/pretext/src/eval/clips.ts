@@ -22,13 +22,13 @@ import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
 import { clipTimelines, frameOrderTask, sampleTuples, TUPLE, type TupleSampling } from '../tasks/frame-order.js';
 import { isClassAnswer, type TaskInstance } from '../tasks/task.js';
-import { loadPretrained } from '../train/pretrained.js';
 import { Rng } from '../util/random.js';
 import { evalLoader, extractLayerFeatures, inputChannels, type Normalization, type Pool } from './features.js';
 import { randomBackbone } from './finetune.js';
 import { knnProbe, type KnnOptions } from './knn.js';
 import { linearProbe } from './linear.js';
 import { selectRows, type EvalResult, type LabeledFeatures } from './metrics.js';
+import { loadPretrainedModule } from './pretrained-module.js';
 
 export type ClipSplit = 'person' | 'halves';
 export const CLIP_SPLITS: readonly ClipSplit[] = ['person', 'halves'];
@@ -115,6 +115,8 @@ export interface ClipEvalOptions {
   pool?: Pool;
   normalization: Normalization;
   imageSize?: number;
+  /** What the backbone sees of the frames (the run's task encoderInput), default the frames. */
+  encoderInput?: (images: Tensor) => Tensor;
   knn?: KnnOptions;
   seed?: number;
 }
@@ -188,6 +190,7 @@ export async function evaluateClips(backbone: Backbone, store: SampleStore, opti
     normalization: options.normalization,
     imageSize: options.imageSize,
     indices,
+    encoderInput: options.encoderInput,
   });
   try {
     return blocks.map((block) => evaluateBlock(block, features.get(block)!, segments, store, options));
@@ -281,12 +284,12 @@ export interface ClipReport {
  */
 export async function clipReport(options: ClipReportOptions): Promise<ClipReport> {
   const log = options.log ?? (() => {});
-  const pretrained = loadPretrained(options.checkpoint);
-  const { config, backbone, normalization } = pretrained;
+  const pretrained = loadPretrainedModule(options.checkpoint);
+  const { config, backbone, normalization, encoderInput } = pretrained;
   const store = await resolveDataset(options.data, { split: 'train', size: config.imageSize });
   const blocks = options.layer === 'all' ? [...backbone.blockNames] : [options.layer ?? backbone.blockNames.at(-1)!];
   const seed = options.seed ?? 0;
-  const settings = { split: options.split, blocks, pool: options.pool, normalization, imageSize: config.imageSize, seed };
+  const settings = { split: options.split, blocks, pool: options.pool, normalization, imageSize: config.imageSize, encoderInput, seed };
   const ours = await evaluateClips(backbone, store, settings);
   const random = await evaluateClips(randomBackbone(config.backbone, inputChannels(backbone), seed), store, settings);
   const [first] = ours;

@@ -7,11 +7,12 @@ import { resolveDataset, type Split } from '../data/datasets.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
-import type { TaskInstance } from '../tasks/task.js';
-import { loadPretrained } from '../train/pretrained.js';
 import { subsetIndices } from '../train/trainer.js';
 import { allRows, labelsOf, type LabeledFeatures } from './metrics.js';
 import { writeFeaturePictures } from './pictures.js';
+import { loadPretrainedModule } from './pretrained-module.js';
+
+export { encoderInputOf } from './pretrained-module.js';
 
 /**
  * How a C x H x W block output becomes a vector: global average ('gap', C), 2 x 2 average grid
@@ -60,15 +61,23 @@ export function poolFeatures(maps: Tensor, pool: Pool): Tensor {
 /** Channels of the backbone's input (its first convolution's). */
 export const inputChannels = (backbone: Backbone): number => backbone.inChannels;
 
-/** A task instance's encoderInput as a free function (undefined when the backbone takes the loader's images). */
-export const encoderInputOf = (instance: TaskInstance): ((images: Tensor) => Tensor) | undefined =>
-  instance.encoderInput && ((images: Tensor) => instance.encoderInput!(images));
-
 /** Checks a layer name, naming the valid ones. */
 export function checkBlock(backbone: Backbone, block: string): void {
   if (!backbone.blockNames.includes(block)) {
     throw new Error(`layer '${block}' does not exist in ${backbone.constructor.name}; its blocks are ${backbone.blockNames.join(', ')}`);
   }
+}
+
+/**
+ * The channels a loader reads `store` with to feed `backbone`: the backbone's own, or the data's
+ * when an encoderInput maps the loader's images (colorization's L from RGB).
+ */
+export function loaderChannels(backbone: Backbone, store: SampleStore, encoderInput: unknown): 1 | 3 {
+  const channels = encoderInput ? store.channels : inputChannels(backbone);
+  if (channels !== 1 && channels !== 3) throw new Error(`the backbone takes ${channels}-channel input; only 1 or 3 are supported`);
+  if (channels < store.channels)
+    throw new Error(`the backbone takes ${channels}-channel images but the data has ${store.channels} channels`);
+  return channels;
 }
 
 /** A loader over `store` that feeds `backbone` in order, with its channels and normalization. */
@@ -77,10 +86,7 @@ export function evalLoader(
   store: SampleStore,
   options: { batchSize?: number; normalization: Normalization; imageSize?: number; indices?: Int32Array; encoderInput?: unknown },
 ): DataLoader {
-  const channels = options.encoderInput ? store.channels : inputChannels(backbone);
-  if (channels !== 1 && channels !== 3) throw new Error(`the backbone takes ${channels}-channel input; only 1 or 3 are supported`);
-  if (channels < store.channels)
-    throw new Error(`the backbone takes ${channels}-channel images but the data has ${store.channels} channels`);
+  const channels = loaderChannels(backbone, store, options.encoderInput);
   return new DataLoader(store, {
     batchSize: options.batchSize ?? 256,
     shuffle: false,
@@ -141,7 +147,7 @@ export async function extractFeatures(backbone: Backbone, store: SampleStore, op
 }
 
 /** What two features files must share to be compared: the same network, block, pooling and input preprocessing. */
-const MATCHED_META = ['checkpoint', 'backbone', 'layer', 'pool', 'imageSize', 'normalization'] as const;
+const MATCHED_META = ['checkpoint', 'backbone', 'module', 'layer', 'pool', 'imageSize', 'normalization'] as const;
 
 /** Where a features file's rows were read from (`source`, or for older files the data spec and split). */
 const sourceOf = (meta: Record<string, unknown>): string | undefined =>
@@ -250,7 +256,9 @@ export interface EmbedOptions {
   data: string;
   /** Default 'train'; 'test' reads a folder's test/ (or val/). */
   split?: Split;
-  /** Block to read; default the backbone's last. */
+  /** The run's module to read: 'backbone' (default) or one of the task's probes (e.g. 'discriminator'). */
+  module?: string;
+  /** Block to read; default the module's last. */
   layer?: string;
   /** The safetensors file to write. */
   out: string;
@@ -264,10 +272,10 @@ export interface EmbedOptions {
   log?: (line: string) => void;
 }
 
-/** Embeds a dataset split with a trained run's backbone and writes the features file. */
+/** Embeds a dataset split with a trained run's backbone (or another of its modules) and writes the features file. */
 export async function embed(options: EmbedOptions): Promise<{ path: string; file: FeatureFile; store: SampleStore; indices: Int32Array }> {
-  const pretrained = loadPretrained(options.checkpoint);
-  const { backbone, config } = pretrained;
+  const pretrained = loadPretrainedModule(options.checkpoint, { module: options.module });
+  const { backbone, config, module } = pretrained;
   const layer = options.layer ?? backbone.blockNames[backbone.blockNames.length - 1];
   checkBlock(backbone, layer);
   const split = options.split ?? 'train';
@@ -282,7 +290,7 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
     normalization: pretrained.normalization,
     imageSize: pretrained.imageSize,
     indices,
-    encoderInput: encoderInputOf(pretrained.instance),
+    encoderInput: pretrained.encoderInput,
   });
   const file: FeatureFile = {
     features,
@@ -292,6 +300,7 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
       checkpoint: pretrained.checkpoint,
       task: config.task,
       backbone: config.backbone,
+      module,
       layer,
       pool,
       data: options.data,
@@ -304,10 +313,10 @@ export async function embed(options: EmbedOptions): Promise<{ path: string; file
   };
   saveFeatures(options.out, file);
   options.log?.(
-    `embedded ${indices.length} ${options.data} ${split} images at ${layer} (${pool}, ${features.shape[1]} dims) into ${options.out}`,
+    `embedded ${indices.length} ${options.data} ${split} images at ${layer}${module === 'backbone' ? '' : ` of the ${module}`} (${pool}, ${features.shape[1]} dims) into ${options.out}`,
   );
   if (options.pictures) {
-    const title = `${config.task} ${config.backbone} ${layer}, ${options.data} ${split}`;
+    const title = `${config.task} ${module === 'backbone' ? config.backbone : module} ${layer}, ${options.data} ${split}`;
     const written = await writeFeaturePictures(file, { store, indices }, options.pictures, { seed: options.seed, title });
     options.log?.(`pictures: ${written.join(', ')}`);
   }

@@ -8,7 +8,7 @@ import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
 import { createBackbone } from '../models/index.js';
 import { PooledClassifier } from '../models/heads.js';
-import { checkBlock, evalLoader, inputChannels, type Normalization } from './features.js';
+import { checkBlock, evalLoader, loaderChannels, type Normalization } from './features.js';
 import { makeOptimizer } from './fit.js';
 import {
   allRows,
@@ -21,7 +21,7 @@ import {
   type EvalResult,
 } from './metrics.js';
 
-/** A backbone read at `block`, global average pooling and a linear layer. */
+/** A backbone read at `block`, global average pooling and a linear layer; `encoderInput` maps loader images to what the backbone takes. */
 export class BackboneClassifier extends nn.Module {
   backbone: Backbone;
   head: PooledClassifier;
@@ -30,6 +30,7 @@ export class BackboneClassifier extends nn.Module {
     backbone: Backbone,
     readonly block: string,
     classes: number,
+    readonly encoderInput?: (images: Tensor) => Tensor,
   ) {
     super();
     checkBlock(backbone, block);
@@ -38,7 +39,8 @@ export class BackboneClassifier extends nn.Module {
   }
 
   forward(images: Tensor): Tensor {
-    return this.head.forward(this.backbone.forwardTo(images, this.block));
+    const input = this.encoderInput ? this.encoderInput(images) : images;
+    return this.head.forward(this.backbone.forwardTo(input, this.block));
   }
 }
 
@@ -70,6 +72,8 @@ export interface SupervisedOptions {
   imageSize?: number;
   /** The labeled training samples (default all). */
   indices?: Int32Array;
+  /** What the backbone sees of the loader's images, as in pretraining (colorization's L); the loader then reads the data's own channels. */
+  encoderInput?: (images: Tensor) => Tensor;
   seed?: number;
   log?: (line: string) => void;
 }
@@ -91,7 +95,7 @@ export async function trainSupervised(backbone: Backbone, store: SampleStore, op
   const meter = new ComputeMeter();
   const seed = options.seed ?? 0;
   manualSeed(seed);
-  const classifier = new BackboneClassifier(backbone, block, store.classNames.length);
+  const classifier = new BackboneClassifier(backbone, block, store.classNames.length, options.encoderInput);
   const batchSize = Math.min(options.batchSize ?? 128, indices.length);
   const loader = new DataLoader(store, {
     batchSize,
@@ -102,7 +106,7 @@ export async function trainSupervised(backbone: Backbone, store: SampleStore, op
     normalize: options.normalization ?? 'dataset',
     indices,
     outputSize: options.imageSize,
-    channels: inputChannels(backbone) as 1 | 3,
+    channels: loaderChannels(backbone, store, options.encoderInput),
   });
   const normalization = options.normalization && options.normalization !== 'dataset' ? options.normalization : loader.stats();
   let epochs = options.epochs ?? Math.max(15, Math.ceil((options.minSteps ?? 300) / loader.batchesPerEpoch));
@@ -153,7 +157,7 @@ export async function predictStore(
   store: SampleStore,
   options: { normalization: Normalization; imageSize?: number; indices?: Int32Array; batchSize?: number },
 ): Promise<Int32Array> {
-  const loader = evalLoader(classifier.backbone, store, options);
+  const loader = evalLoader(classifier.backbone, store, { ...options, encoderInput: classifier.encoderInput });
   const out = new Int32Array(loader.numSamples);
   const wasTraining = classifier.training;
   classifier.eval();

@@ -2,6 +2,7 @@
 // baselines, the benchmark table and pictures.
 export * from './metrics.js';
 export * from './features.js';
+export * from './pretrained-module.js';
 export * from './linear.js';
 export * from './knn.js';
 export * from './mlp.js';

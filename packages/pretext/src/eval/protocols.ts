@@ -5,13 +5,11 @@ import { resolveDataset } from '../data/datasets.js';
 import { datasetStats } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
-import { loadPretrained, type Pretrained } from '../train/pretrained.js';
 import { subsetIndices } from '../train/trainer.js';
 import { convProbe, type ConvProbeOptions } from './conv.js';
 import {
   checkBlock,
   checkFeaturePair,
-  encoderInputOf,
   extractFeatures,
   extractLayerFeatures,
   loadFeatures,
@@ -24,6 +22,7 @@ import { linearProbe, type LinearProbeOptions } from './linear.js';
 import { sampleLabelsPerClass } from './lowshot.js';
 import { allRows, checkLabelSets, labelsOf, selectRows, type EvalResult, type Labeled, type LabeledFeatures } from './metrics.js';
 import { mlpProbe, type MlpProbeOptions } from './mlp.js';
+import { loadPretrainedModule, type PretrainedModule } from './pretrained-module.js';
 
 export type FeatureProtocol = 'linear' | 'knn' | 'mlp';
 export type Protocol = FeatureProtocol | 'conv' | 'finetune';
@@ -108,7 +107,7 @@ export interface BackboneEvalInput {
   trainIndices?: Int32Array;
   testIndices?: Int32Array;
   batchSize?: number;
-  /** What the backbone sees of the loader's images (the run's task encoderInput), default the images. */
+  /** What the backbone sees of the loader's images (the run's task encoderInput, or a probe module's input), default the images. */
   encoderInput?: (images: Tensor) => Tensor;
 }
 
@@ -160,6 +159,7 @@ export async function evaluateBackbone(protocol: Protocol, input: BackboneEvalIn
       imageSize: input.imageSize,
       indices: rows,
       testIndices: testRows,
+      encoderInput: input.encoderInput,
     });
     return withLowShot(result, options);
   }
@@ -239,7 +239,9 @@ export interface EvalOptions extends ProtocolOptions {
   test: string;
   /** A run folder or checkpoint sidecar, when train/test are data specs. */
   checkpoint?: string;
-  /** The block to read (default the backbone's last). */
+  /** The run's module to evaluate: 'backbone' (default) or one of its task's probes (e.g. 'discriminator'). */
+  module?: string;
+  /** The block to read (default the module's last). */
   layer?: string;
   pool?: Pool;
   batchSize?: number;
@@ -250,8 +252,8 @@ export interface EvalOptions extends ProtocolOptions {
   allowMismatch?: boolean;
   /**
    * 'random': the backbone at random init (seeded by `seed`), the baseline for the same protocol:
-   * `backbone` names it, or the checkpoint's architecture and preprocessing are used. Default: the
-   * checkpoint's trained weights.
+   * `backbone` names it, or the checkpoint's module (its architecture, input and preprocessing) is
+   * used. Default: the checkpoint's trained weights.
    */
   init?: 'random' | 'checkpoint';
   /** The backbone to evaluate at random init without a checkpoint. */
@@ -270,6 +272,8 @@ export async function evaluate(options: EvalOptions): Promise<EvalResult> {
     throw new Error('--train and --test must both be features files (.safetensors) or both data specs');
   }
   if (isFeaturesFile(options.train)) {
+    if (options.module !== undefined)
+      throw new Error('--module reads a run over data specs; features files hold the features they were embedded with');
     if (options.protocol === 'finetune')
       throw new Error("protocol 'finetune' trains the network: give --checkpoint and data specs, not features files");
     const [train, test] = [loadFeatures(options.train), loadFeatures(options.test)];
@@ -286,9 +290,10 @@ export async function evaluate(options: EvalOptions): Promise<EvalResult> {
 }
 
 /**
- * The backbone to evaluate over two data specs, as the protocols take it: a trained run's, or a
- * backbone at random init (`init: 'random'`) with the run's preprocessing or the data's own.
- * Refuses a test split whose samples are also training samples.
+ * The backbone to evaluate over two data specs, as the protocols take it: a trained run's module
+ * (its backbone by default), or at random init (`init: 'random'`) that module with the run's input
+ * and preprocessing, or a named backbone on the data's own. Refuses a test split whose samples are
+ * also training samples.
  */
 async function backboneInput(options: EvalOptions): Promise<{ input: Omit<BackboneEvalInput, 'block'>; backbone: Backbone }> {
   const random = options.init === 'random' || (options.init === undefined && !options.checkpoint && options.backbone !== undefined);
@@ -298,7 +303,12 @@ async function backboneInput(options: EvalOptions): Promise<{ input: Omit<Backbo
     );
   }
   if (options.init === 'checkpoint' && !options.checkpoint) throw new Error('--init checkpoint needs --checkpoint');
-  const pretrained: Pretrained | undefined = options.checkpoint ? loadPretrained(options.checkpoint) : undefined;
+  if (!options.checkpoint && options.module !== undefined) throw new Error('--module names a module of the run given by --checkpoint');
+  if (!options.checkpoint && options.backbone === undefined) throw new Error('--init random needs --checkpoint or --backbone NAME');
+  const seed = options.seed ?? 0;
+  const pretrained: PretrainedModule | undefined = options.checkpoint
+    ? loadPretrainedModule(options.checkpoint, { module: options.module, randomSeed: random ? seed : undefined })
+    : undefined;
   if (pretrained && options.backbone && options.backbone !== pretrained.config.backbone) {
     throw new Error(`--backbone ${options.backbone} differs from the checkpoint's ${pretrained.config.backbone}; leave out one of them`);
   }
@@ -309,19 +319,9 @@ async function backboneInput(options: EvalOptions): Promise<{ input: Omit<Backbo
   const trainIndices = subset(train, options.trainLimit);
   const testIndices = subset(test, options.testLimit);
   checkDisjoint(train, trainIndices, test, testIndices);
-  const backbone = random
-    ? randomBackbone(
-        options.backbone ?? pretrained!.config.backbone,
-        pretrained ? pretrained.backbone.inChannels : train.channels,
-        options.seed ?? 0,
-      )
-    : pretrained!.backbone;
+  const backbone = pretrained?.backbone ?? randomBackbone(options.backbone!, train.channels, seed);
   if (options.layer) checkBlock(backbone, options.layer);
-  options.log?.(
-    random
-      ? `evaluating ${options.backbone ?? pretrained!.config.backbone} at random init (seed ${options.seed ?? 0})`
-      : `evaluating ${pretrained!.checkpoint}`,
-  );
+  options.log?.(`evaluating ${describeEvaluated(pretrained, options.backbone, seed)}`);
   const input = {
     backbone,
     train,
@@ -332,10 +332,18 @@ async function backboneInput(options: EvalOptions): Promise<{ input: Omit<Backbo
     batchSize: options.batchSize,
     trainIndices,
     testIndices,
-    // The run's input mapping (colorization's L) also feeds its architecture at random init.
-    encoderInput: pretrained && encoderInputOf(pretrained.instance),
+    // The module's input mapping (colorization's L, a discriminator's crop) also feeds it at random init.
+    encoderInput: pretrained?.encoderInput,
   };
   return { input, backbone };
+}
+
+/** What evaluate() reads, for its log: the run (and module) or, at random init, the architecture and seed. */
+function describeEvaluated(pretrained: PretrainedModule | undefined, backbone: string | undefined, seed: number): string {
+  const module = pretrained && pretrained.module !== 'backbone' ? pretrained.module : undefined;
+  if (pretrained?.init === 'checkpoint') return `${pretrained.checkpoint}${module ? `, module ${module}` : ''}`;
+  const name = module ? `the ${pretrained!.config.task} ${module}` : (backbone ?? pretrained!.config.backbone);
+  return `${name} at random init (seed ${seed})`;
 }
 
 /** Refuses test rows that are also training rows (the same source read for both, e.g. a folder without split subfolders). */

@@ -21,7 +21,7 @@ import {
 } from '@pretext/torch';
 import { z } from 'zod';
 import type { Batch } from '../data/loader.js';
-import type { Backbone } from '../models/backbone.js';
+import { Backbone } from '../models/backbone.js';
 import { UpsamplingDecoder } from '../models/decoder.js';
 import { backboneOutputShape, KeptNormalization, psnrAnswers } from './generative.js';
 import { adversarialLoss, psnrOfMse } from './image-metrics.js';
@@ -32,6 +32,7 @@ import {
   type OptimizerPhase,
   type PretextBatch,
   type PretextTask,
+  type ProbeModule,
   type StepResult,
   type TaskInstance,
   type TaskState,
@@ -231,30 +232,40 @@ export class ChannelwiseBottleneck extends nn.Module {
   }
 }
 
-/** DCGAN-style discriminator: stride-2 4 x 4 convs with LeakyReLU(0.2) (BatchNorm after the first) down to 4 x 4 or less, then one logit per image. */
-export class Discriminator extends nn.Module {
-  layers: nn.Sequential;
+/**
+ * DCGAN-style discriminator: one block per stage, a stride-2 4 x 4 conv with LeakyReLU(0.2)
+ * (BatchNorm after the first), down to 4 x 4 or less; then a conv over the whole last map to one
+ * logit per image, outside the blocks, so that the blocks are probe-able features.
+ */
+export class Discriminator extends Backbone {
+  readonly blockNames: string[] = [];
+  readonly blockChannels: number[] = [];
+  protected readonly blocks: nn.ModuleList;
+  logit: nn.Conv2d;
 
   constructor(inChannels: number, size: number, width: number) {
     super();
-    const mods: nn.Module[] = [];
+    const stages: nn.Sequential[] = [];
     let channels = inChannels;
-    let out = width;
     let side = size;
     for (let stage = 0; side > 4; stage++, side = Math.floor(side / 2)) {
-      mods.push(new nn.Conv2d(channels, out, 4, { stride: 2, padding: 1, bias: stage === 0 }));
-      if (stage > 0) mods.push(new nn.BatchNorm2d(out));
-      mods.push(nn.LeakyReLU(0.2));
+      const out = Math.min(width * 2 ** stage, width * 8);
+      const norm = stage > 0 ? [new nn.BatchNorm2d(out)] : [];
+      stages.push(
+        new nn.Sequential(new nn.Conv2d(channels, out, 4, { stride: 2, padding: 1, bias: stage === 0 }), ...norm, nn.LeakyReLU(0.2)),
+      );
+      this.blockNames.push(`block${stage + 1}`);
+      this.blockChannels.push(out);
       channels = out;
-      out = Math.min(out * 2, width * 8);
     }
-    mods.push(new nn.Conv2d(channels, 1, side));
-    this.layers = new nn.Sequential(...mods);
+    this.blocks = new nn.ModuleList(stages);
+    this.logit = new nn.Conv2d(channels, 1, side);
   }
 
-  /** Logits N. */
-  forward(images: Tensor): Tensor {
-    return this.layers.forward(images).view([-1]);
+  /** Logits N (an input of 4 x 4 or less has no blocks: the logit conv alone). */
+  override forward(images: Tensor): Tensor {
+    const features = this.blockNames.length > 0 ? super.forward(images) : images;
+    return this.logit.forward(features).view([-1]);
   }
 }
 
@@ -314,6 +325,14 @@ class InpaintingModel implements TaskInstance {
     if (this.o.maskInput === 'fill') return images;
     const [n, , h, w] = images.shape;
     return cat([images, zeros([n, 1, h, w])], 1);
+  }
+
+  /**
+   * The discriminator sees images as in training, as the paper's does: the center crop for the
+   * center mask (the region it judged), else the whole image, normalized like the inputs.
+   */
+  probes(): Record<string, ProbeModule> {
+    return { discriminator: { module: this.modules.discriminator, input: (images) => this.region(images) } };
   }
 
   /** The decoder's image N x C x H x W (normalized like the inputs). */

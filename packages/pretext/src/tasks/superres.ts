@@ -18,6 +18,7 @@ import {
   type OptimizerPhase,
   type PretextBatch,
   type PretextTask,
+  type ProbeModule,
   type StepResult,
   type TaskInstance,
   type TaskState,
@@ -174,6 +175,11 @@ class SuperresModel implements TaskInstance {
 
   encoderInput(images: Tensor): Tensor {
     return bicubicDownsample(images, this.o.scale);
+  }
+
+  /** The discriminator judges full-resolution images normalized like the inputs: the loader's images as they are. */
+  probes(): Record<string, ProbeModule> {
+    return { discriminator: { module: this.modules.discriminator } };
   }
 
   /** The super-resolved images N x C x H x W, normalized like the inputs. */

@@ -88,6 +88,13 @@ export interface TaskState {
   json?: unknown;
 }
 
+/** A network of a task whose block features the evaluation protocols can read, besides the backbone. */
+export interface ProbeModule {
+  module: Backbone;
+  /** What the module sees of loader images (normalized RGB or gray). Default: the images as they are. */
+  input?(images: Tensor): Tensor;
+}
+
 export interface TaskInstance {
   /** Every module to save and load, by name ('backbone', 'head', 'discriminator', ...). */
   readonly modules: Record<string, nn.Module>;
@@ -117,6 +124,8 @@ export interface TaskInstance {
    * evaluated, e.g. the L channel for colorization. Default: the images as they are.
    */
   encoderInput?(images: Tensor): Tensor;
+  /** Further networks to probe by name (a GAN's discriminator), each among `modules`; 'backbone' is always probe-able. */
+  probes?(): Record<string, ProbeModule>;
   /** The task's own state for checkpoints, and its restoration on resume. */
   state?(): TaskState;
   loadState?(state: TaskState): void;

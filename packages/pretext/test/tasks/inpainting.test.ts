@@ -268,6 +268,38 @@ test('the discriminator gives one logit per image for whole images and odd-sided
   });
 });
 
+test('the discriminator is a Backbone: a block per stride-2 stage, the logit conv over the last one', () => {
+  tidy(() => {
+    const d = new Discriminator(3, 32, 4);
+    assert.deepEqual(d.blockNames, ['block1', 'block2', 'block3']);
+    assert.deepEqual(d.blockChannels, [4, 8, 16]);
+    const x = randn([2, 3, 32, 32]);
+    const features = d.features(x, d.blockNames);
+    assert.deepEqual(
+      [...features.values()].map((f) => f.shape),
+      [
+        [2, 4, 16, 16],
+        [2, 8, 8, 8],
+        [2, 16, 4, 4],
+      ],
+    );
+    assert.ok(d.forward(x).equal(d.logit.forward(features.get('block3')!).view([-1])));
+    assert.deepEqual(new Discriminator(3, 4, 4).blockNames, []);
+  });
+});
+
+test('the discriminator is a probe module that sees what it judged: the center crop, or the whole image', () => {
+  tidy(() => {
+    const images = smoothImages(2, SIZE, 15);
+    const center = smallTask();
+    const probe = center.probes!().discriminator;
+    assert.equal(probe.module, center.modules.discriminator);
+    assert.ok(probe.input!(images).equal(centerCrop(images)));
+    assert.deepEqual(probe.module.forwardTo(probe.input!(images), 'block1').shape, [2, 8, SIZE / 4, SIZE / 4]);
+    assert.ok(smallTask({ mask: 'blobs' }).probes!().discriminator.input!(images).equal(images));
+  });
+});
+
 test('answers are the filled images with their PSNR; the picture shows masked | filled | truth rows', () => {
   tidy(() => {
     const task = smallTask({ mask: 'blobs' });

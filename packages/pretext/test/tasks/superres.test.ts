@@ -263,6 +263,14 @@ test('SRResNet blocks are probe-able and the global skip adds the stem to the fu
   });
 });
 
+test('the task offers its discriminator as a probe module, fed full-resolution images as they are', () => {
+  const task = smallTask();
+  const probes = task.probes!();
+  assert.deepEqual(Object.keys(probes), ['discriminator']);
+  assert.equal(probes.discriminator.module, task.modules.discriminator);
+  assert.equal(probes.discriminator.input, undefined);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Training
 
