@@ -12,6 +12,7 @@ import type { Backbone } from '../models/backbone.js';
 import { z } from 'zod';
 import { budgetSchema, readConfigFile, validate, type TrainConfigInput } from '../config/schema.js';
 import { loadPretrained } from '../train/pretrained.js';
+import { loadPretrainedModule } from '../eval/pretrained-module.js';
 import { formatBudget } from '../util/budget.js';
 import { subsetIndices, train as pretrain } from '../train/trainer.js';
 import { encoderInputOf, extractFeatures, extractLayerFeatures, type Pool } from '../eval/features.js';
@@ -265,6 +266,45 @@ function runBudget(runDir: string, epochs: number): BenchRowResult['pretraining'
   return { epochs, steps: records.at(-1)?.steps, wallMinutes: seconds ? seconds / 60 : undefined, runDir };
 }
 
+/**
+ * A pretext row, and the random init of its own network when that differs from the shared baseline
+ * (another backbone, input channels or side, or an input mapping such as colorization's L): the
+ * same architecture fed the same way, so that the row's margin compares like with like.
+ */
+async function pretextRows(ctx: DatasetContext, row: BenchRow, options: BenchOptions, baseline: string): Promise<BenchRowResult[]> {
+  const result = await pretextRow(ctx, row, options);
+  const runDir = result.config.runDir as string;
+  const seed = options.seed ?? 0;
+  const random = loadPretrainedModule(runDir, { randomSeed: seed });
+  const own =
+    random.config.backbone !== baseline ||
+    random.encoderInput ||
+    random.imageSize !== ctx.train.height ||
+    random.backbone.inChannels !== ctx.train.channels;
+  if (!own || options.baselines?.random === false) return [result];
+  options.log?.(`evaluating ${row.name}'s network (${random.config.backbone}, ${random.imageSize} px) at random init on ${ctx.dataset}`);
+  const model = {
+    backbone: random.backbone,
+    fresh: () => loadPretrainedModule(runDir, { randomSeed: seed }).backbone,
+    normalization: random.normalization,
+    imageSize: random.imageSize,
+    encoderInput: random.encoderInput,
+  };
+  const evaluated = await evaluateRow(ctx, options, model, allBudgets(options));
+  const name = `random init (${row.name})`;
+  return [
+    result,
+    {
+      dataset: ctx.dataset,
+      name,
+      kind: 'random',
+      seed,
+      config: { backbone: random.config.backbone, init: 'random', seed, runDir },
+      ...evaluated,
+    },
+  ];
+}
+
 async function pretextRow(ctx: DatasetContext, row: BenchRow, options: BenchOptions): Promise<BenchRowResult> {
   const seed = options.seed ?? 0;
   let runDir = row.runs?.[ctx.dataset];
@@ -482,7 +522,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       trainRows: options.trainLimit ? subsetIndices(train.n, options.trainLimit, seed) : allRows(train.n),
       testRows: options.testLimit ? subsetIndices(test.n, options.testLimit, seed) : allRows(test.n),
     };
-    for (const row of options.rows) rows.push(await pretextRow(ctx, row, options));
+    for (const row of options.rows) rows.push(...(await pretextRows(ctx, row, options, backboneName)));
     if (options.baselines?.random !== false) rows.push(await randomRow(ctx, backboneName, options));
     if (options.baselines?.supervised !== false) rows.push(await supervisedRow(ctx, backboneName, options));
     const datasetRows = rows.filter((r) => r.dataset === dataset);

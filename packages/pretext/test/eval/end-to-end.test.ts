@@ -131,3 +131,25 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
   assert.ok(existsSync(join(out, 'confusion-fashion-mnist-random_init.svg')));
   assert.equal(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows.length, 3);
 });
+
+test('a row whose network differs from the shared baseline gets its own random-init row, fed as it is', async () => {
+  const run = join(dir, 'rotation-32px');
+  await train(
+    { task: 'rotation', data: 'fashion-mnist', backbone: 'resnet18-small', imageSize: 32, limit: 128, epochs: 1, batchSize: 64, out: run },
+    { progress: false, log: quiet },
+  );
+  const result = await runBench({
+    ...{ out: join(dir, 'bench-32px'), datasets: ['fashion-mnist'], rows: [{ name: 'rot32', runs: { 'fashion-mnist': run } }] },
+    ...{ protocols: ['knn'], layers: false, baselines: { supervised: false }, trainLimit: 200, testLimit: 100, log: quiet },
+    protocolOptions: { knn: { k: 10 } },
+  });
+  assert.deepEqual(
+    result.rows.map((r) => r.name),
+    ['rot32', 'random init (rot32)', 'random init'],
+  );
+  // The matched row is the run's own network (built from its folder) at random init.
+  const matched = result.rows[1];
+  assert.equal(matched.kind, 'random');
+  assert.equal(matched.config.runDir, run);
+  assert.equal(matched.cells.knn.result.trainSamples, 200);
+});
