@@ -16,7 +16,7 @@ import { classColor } from 'pretext/eval/svg';
 import { getTask, tasks } from 'pretext/tasks/registry';
 import type { PretextTask, TaskPicture } from 'pretext/tasks/task';
 import { findCheckpoint, loadPretrained, type Pretrained } from 'pretext/train/pretrained';
-import { subsetIndices } from 'pretext/train/trainer';
+import { subsetIndices } from 'pretext/util/random';
 import { examplesImageSize, taskExamples } from 'pretext/viz/examples';
 import { toRgbBytes } from 'pretext/viz/grid';
 import { HttpError } from './http.js';

@@ -13,7 +13,8 @@ import { exportBackbone } from '../train/export.js';
 import { loadPretrained } from '../train/pretrained.js';
 
 import { launchWorkers, withoutFlag } from './launch.js';
-import { subsetIndices, train } from '../train/trainer.js';
+import { train } from '../train/trainer.js';
+import { subsetIndices } from '../util/random.js';
 import { examplesImageSize, taskExamples } from '../viz/examples.js';
 import { writeGrid } from '../viz/grid.js';
 import { clipReport, CLIP_SPLITS, type ClipSplit } from '../eval/clips.js';

@@ -7,7 +7,7 @@ import { resolveDataset, type Split } from '../data/datasets.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
-import { subsetIndices } from '../train/trainer.js';
+import { subsetIndices } from '../util/random.js';
 import { allRows, labelsOf, type LabeledFeatures } from './metrics.js';
 import { writeFeaturePictures } from './pictures.js';
 import { loadPretrainedModule } from './pretrained-module.js';

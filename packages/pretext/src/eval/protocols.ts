@@ -5,7 +5,7 @@ import { resolveDataset } from '../data/datasets.js';
 import { datasetStats } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
-import { subsetIndices } from '../train/trainer.js';
+import { subsetIndices } from '../util/random.js';
 import { convProbe, type ConvProbeOptions } from './conv.js';
 import {
   checkBlock,

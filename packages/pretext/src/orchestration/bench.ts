@@ -14,7 +14,8 @@ import { budgetSchema, readConfigFile, validate, type TrainConfigInput } from '.
 import { loadPretrained } from '../train/pretrained.js';
 import { loadPretrainedModule } from '../eval/pretrained-module.js';
 import { formatBudget } from '../util/budget.js';
-import { subsetIndices, train as pretrain } from '../train/trainer.js';
+import { train as pretrain } from '../train/trainer.js';
+import { subsetIndices } from '../util/random.js';
 import { encoderInputOf, extractFeatures, extractLayerFeatures, type Pool } from '../eval/features.js';
 import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from '../eval/finetune.js';
 import { allRows, labelsOf, type Compute, type EvalResult } from '../eval/metrics.js';

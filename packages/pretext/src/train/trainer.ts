@@ -13,6 +13,7 @@ import { backbones, createBackbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextTask, TaskInstance } from '../tasks/task.js';
 import { BudgetPlan, formatBudget } from '../util/budget.js';
+import { subsetIndices } from '../util/random.js';
 import { checkStepMemory, dryStep, estimateStepMemory, tensorBytes, type DryStepInput, type StepMemoryEstimate } from './memory.js';
 import { joinRanks } from './parallel.js';
 import { loadLatestCheckpoint, pruneCheckpoints, removeOrphanedTemporaries, saveCheckpoint, type CheckpointState } from './checkpoint.js';
@@ -128,13 +129,6 @@ function makeScheduler(
         minLrRatio: config.minLrRatio,
       });
   }
-}
-
-/** A seeded subset of sample indices, sorted. */
-export function subsetIndices(n: number, limit: number, seed: number): Int32Array {
-  if (limit >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  const perm = torch.noGrad(() => tidy(() => torch.randperm(n, new torch.Generator(seed)).narrow(0, 0, limit).sort(0)[0].toArray()));
-  return Int32Array.from(perm);
 }
 
 /** Running means of step metrics over an epoch. */

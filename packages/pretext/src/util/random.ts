@@ -1,6 +1,7 @@
 // The one seeded PRNG of the package (mulberry32): held-out splits, low-shot subsets, minibatch
 // order, permutation sets and the synthetic scenes all draw from it, so that each is a pure
 // function of its seed. Tensor randomness comes from torch Generators instead.
+import * as torch from '@pretext/torch';
 
 /** Mixes a 32-bit seed so that neighbouring seeds start from unrelated states. */
 function mixSeed(seed: number): number {
@@ -79,4 +80,11 @@ export function indicesByClass(labels: Int32Array, numClasses: number): number[]
   const byClass = Array.from({ length: numClasses }, () => [] as number[]);
   labels.forEach((label, i) => byClass[label]?.push(i));
   return byClass;
+}
+
+/** A seeded subset of sample indices, sorted (`--limit`, `--train-limit`); drawn with a torch Generator. */
+export function subsetIndices(n: number, limit: number, seed: number): Int32Array {
+  if (limit >= n) return Int32Array.from({ length: n }, (_, i) => i);
+  const perm = torch.noGrad(() => torch.tidy(() => torch.randperm(n, new torch.Generator(seed)).narrow(0, 0, limit).sort(0)[0].toArray()));
+  return Int32Array.from(perm);
 }

@@ -16,7 +16,8 @@ import { tasks } from '../../src/tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextBatch, PretextTask, StepResult, TaskInstance, TaskState } from '../../src/tasks/task.js';
 import { parseBudget } from '../../src/config/schema.js';
 import { listCheckpoints } from '../../src/train/checkpoint.js';
-import { DivergenceError, resolveConfig, subsetIndices, train } from '../../src/train/trainer.js';
+import { DivergenceError, resolveConfig, train } from '../../src/train/trainer.js';
+import { subsetIndices } from '../../src/util/random.js';
 
 const tempDirs: string[] = [];
 after(() => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
