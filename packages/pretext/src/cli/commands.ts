@@ -329,6 +329,20 @@ class names, split and how the features were made as metadata: the hand-off to '
   },
 };
 
+/** The data, block and subset flags that eval and curve share. */
+function probeFlags(values: Values) {
+  return {
+    train: required(values, 'train'),
+    test: required(values, 'test'),
+    layer: str(values.layer),
+    pool: str(values.pool) as Pool | undefined,
+    labelsPerClass: num(values, 'labels-per-class'),
+    trainLimit: num(values, 'train-limit'),
+    testLimit: num(values, 'test-limit'),
+    seed: num(values, 'seed'),
+  };
+}
+
 const evalCommand: Command = {
   summary: 'evaluate features under a protocol: linear, knn, mlp, conv, finetune',
   help: `pretext eval --protocol linear|knn|mlp|conv|finetune
@@ -376,16 +390,9 @@ transfers best.`,
     }
     const options = {
       protocol: protocol as Protocol,
-      train: required(values, 'train'),
-      test: required(values, 'test'),
+      ...probeFlags(values),
       checkpoint: str(values.checkpoint),
       module: str(values.module),
-      layer: str(values.layer),
-      pool: str(values.pool) as Pool | undefined,
-      labelsPerClass: num(values, 'labels-per-class'),
-      trainLimit: num(values, 'train-limit'),
-      testLimit: num(values, 'test-limit'),
-      seed: num(values, 'seed'),
       allowMismatch: values['allow-mismatch'] === true,
       init: init as 'random' | 'checkpoint' | undefined,
       backbone: str(values.backbone),
@@ -464,14 +471,7 @@ and draws top-1 against the CPU minutes of pretraining behind it (DIR/curve.svg,
       runs: (values.checkpoint as string[] | undefined) ?? [],
       out: required(values, 'out'),
       protocol: protocol as FeatureProtocol,
-      train: required(values, 'train'),
-      test: required(values, 'test'),
-      layer: str(values.layer),
-      pool: str(values.pool) as Pool | undefined,
-      labelsPerClass: num(values, 'labels-per-class'),
-      trainLimit: num(values, 'train-limit'),
-      testLimit: num(values, 'test-limit'),
-      seed: num(values, 'seed'),
+      ...probeFlags(values),
       random: values.random === true,
       log: logLine,
     });

@@ -2,7 +2,9 @@
 import { fromTypedArray } from '@pretext/torch';
 import type { SampleStore } from '../../src/data/store.js';
 import type { LabeledFeatures } from '../../src/eval/metrics.js';
+import { join } from 'node:path';
 import { seededRandom } from '../../src/util/random.js';
+import { noiseImage, writePng } from '../data/fixtures.js';
 import { tempDir as temporaryFolder } from '../temp.js';
 
 /** A fresh temporary folder, removed when the test file ends. */
@@ -67,4 +69,22 @@ export function randomStore(n: number, side: number, channels: 1 | 3, classes: n
     classNames: Array.from({ length: classes }, (_, c) => `c${c}`),
     paths: Array.from({ length: n }, (_, i) => `img/${i}.png`),
   };
+}
+
+/**
+ * An RGB image folder split into train/ and val/, two classes that differ in brightness ('dark',
+ * 'light'), 8 train and 4 val PNGs of side x side each.
+ */
+export async function writeBrightnessFolder(dir: string, side: number): Promise<void> {
+  for (const [split, count] of [
+    ['train', 8],
+    ['val', 4],
+  ] as const) {
+    for (const [label, name] of ['dark', 'light'].entries()) {
+      for (let i = 0; i < count; i++) {
+        const pixels = noiseImage(side, side, 100 * label + i + (split === 'val' ? 50 : 0)).map((v) => (label ? 128 + (v >> 1) : v >> 1));
+        await writePng(join(dir, split, name, `${i}.png`), Buffer.from(pixels), side, side);
+      }
+    }
+  }
 }

@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { writePng, noiseImage } from '../data/fixtures.js';
 import { saveFeatures, type FeatureFile } from '../../src/eval/features.js';
 import { evaluate } from '../../src/eval/protocols.js';
-import { clusters, tempDir } from './fixtures.js';
+import { clusters, tempDir, writeBrightnessFolder } from './fixtures.js';
 
 const dir = tempDir('honest');
 const meta = { checkpoint: 'runs/a/checkpoints/best.json', backbone: 'nin4', layer: 'block2', pool: 'gap', imageSize: 32 };
@@ -60,17 +59,7 @@ test('features files: the same file, different checkpoints or blocks, and shared
 test('data specs: a train/ + val/ folder is split by them, the random-init baseline needs no bench config, one folder for both is refused', async () => {
   const data = join(dir, 'my-photos');
   // Two classes that differ in brightness, 8 train and 4 val images each.
-  for (const [split, count] of [
-    ['train', 8],
-    ['val', 4],
-  ] as const) {
-    for (const [label, name] of ['dark', 'light'].entries()) {
-      for (let i = 0; i < count; i++) {
-        const pixels = noiseImage(8, 8, 100 * label + i + (split === 'val' ? 50 : 0)).map((v) => (label ? 128 + (v >> 1) : v >> 1));
-        await writePng(join(data, split, name, `${i}.png`), Buffer.from(pixels), 8, 8);
-      }
-    }
-  }
+  await writeBrightnessFolder(data, 8);
   const lines: string[] = [];
   const previous = process.env.PRETEXT_DATA;
   process.env.PRETEXT_DATA = join(dir, 'cache');

@@ -12,8 +12,7 @@ import { randomBackbone } from '../../src/eval/finetune.js';
 import { loadPretrainedModule } from '../../src/eval/pretrained-module.js';
 import { evaluate, evaluateAllLayers, evaluateBackbone } from '../../src/eval/protocols.js';
 import { train } from '../../src/train/trainer.js';
-import { noiseImage, writePng } from '../data/fixtures.js';
-import { tempDir } from './fixtures.js';
+import { tempDir, writeBrightnessFolder } from './fixtures.js';
 
 // One libtorch thread: the cores are shared with other processes.
 setNumThreads(1);
@@ -114,17 +113,7 @@ test('an unknown module is an error that lists the modules to probe; --module ne
 test('fine-tuning a colorization run on RGB images feeds its backbone the L channel it pretrained on', async () => {
   // Two classes that differ in brightness (which L keeps), 8 train and 4 val RGB images each.
   const data = join(dir, 'photos');
-  for (const [split, count] of [
-    ['train', 8],
-    ['val', 4],
-  ] as const) {
-    for (const [label, name] of ['dark', 'light'].entries()) {
-      for (let i = 0; i < count; i++) {
-        const pixels = noiseImage(16, 16, 100 * label + i + (split === 'val' ? 50 : 0)).map((v) => (label ? 128 + (v >> 1) : v >> 1));
-        await writePng(join(data, split, name, `${i}.png`), Buffer.from(pixels), 16, 16);
-      }
-    }
-  }
+  await writeBrightnessFolder(data, 16);
   const previous = process.env.PRETEXT_DATA;
   process.env.PRETEXT_DATA = join(dir, 'cache');
   try {
