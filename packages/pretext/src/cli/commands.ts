@@ -439,7 +439,7 @@ labels per class, the block and subsets; see bench/ for the configs behind the R
   options: { config: { type: 'string' }, out: { type: 'string' } },
   async run(values) {
     const config = readBenchConfig(required(values, 'config'));
-    const result = await runBench({ ...config, out: str(values.out) ?? config.out });
+    const result = await runBench({ ...config, out: str(values.out) ?? config.out, log: logLine });
     console.log(`wrote ${result.files.join(', ')}`);
   },
 };
