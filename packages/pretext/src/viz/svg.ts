@@ -167,9 +167,9 @@ export function lineChartSvg(
   return svgDocument(width, height, body);
 }
 
-/** Ticks at 1, 2 or 5 times a power of ten inside [lo, hi], about five of them; whole numbers if asked. */
+/** Ticks at 1, 2 or 5 times a power of ten inside [lo, hi], four to eight of them; whole numbers if asked. */
 function niceTicks(lo: number, hi: number, whole: boolean): number[] {
-  const rough = (hi - lo) / 5 || 1;
+  const rough = (hi - lo) / 8 || 1;
   const power = 10 ** Math.floor(Math.log10(rough));
   let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough)!;
   if (whole) step = Math.max(1, Math.round(step));
