@@ -136,14 +136,12 @@ export function lineChartSvg(
   const [width, height] = [left + plotWidth + 30, top + plotHeight + 56 + legendHeight];
   const body: string[] = [`<text x="${width / 2}" y="24" font-size="16" text-anchor="middle">${escapeXml(title)}</text>`];
   const whole = xs.every(Number.isInteger);
-  for (const yv of niceTicks(y0, y1, false)) {
+  for (const { value: yv, label } of niceTicks(y0, y1, false)) {
     body.push(`<line x1="${left}" x2="${left + plotWidth}" y1="${py(yv)}" y2="${py(yv)}" stroke="#ddd"/>`);
-    body.push(`<text x="${left - 6}" y="${py(yv) + 4}" font-size="11" text-anchor="end">${tickText(yv, y1 - y0)}</text>`);
+    body.push(`<text x="${left - 6}" y="${py(yv) + 4}" font-size="11" text-anchor="end">${label}</text>`);
   }
-  for (const xv of niceTicks(x0, x1, whole)) {
-    body.push(
-      `<text x="${px(xv)}" y="${top + plotHeight + 16}" font-size="11" text-anchor="middle">${tickText(xv, whole ? 100 : x1 - x0)}</text>`,
-    );
+  for (const { value: xv, label } of niceTicks(x0, x1, whole)) {
+    body.push(`<text x="${px(xv)}" y="${top + plotHeight + 16}" font-size="11" text-anchor="middle">${label}</text>`);
   }
   body.push(
     `<text x="${left + plotWidth / 2}" y="${top + plotHeight + 36}" font-size="12" text-anchor="middle">${escapeXml(labels.x)}</text>`,
@@ -167,19 +165,15 @@ export function lineChartSvg(
   return svgDocument(width, height, body);
 }
 
-/** Ticks at 1, 2 or 5 times a power of ten inside [lo, hi], four to eight of them; whole numbers if asked. */
-function niceTicks(lo: number, hi: number, whole: boolean): number[] {
+/** Tick labels at 1, 2 or 5 times a power of ten inside [lo, hi], four to eight of them; whole numbers if asked. */
+function niceTicks(lo: number, hi: number, whole: boolean): { value: number; label: string }[] {
   const rough = (hi - lo) / 8 || 1;
   const power = 10 ** Math.floor(Math.log10(rough));
   let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough)!;
   if (whole) step = Math.max(1, Math.round(step));
-  const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + 1e-9 * step; t += step) ticks.push(t);
+  // As many decimals as the step has.
+  const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
+  const ticks: { value: number; label: string }[] = [];
+  for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + 1e-9 * step; t += step) ticks.push({ value: t, label: t.toFixed(decimals) });
   return ticks;
-}
-
-/** A tick label with as many decimals as the axis span needs. */
-function tickText(value: number, span: number): string {
-  const decimals = Math.max(0, Math.min(4, 2 - Math.floor(Math.log10(Math.abs(span) || 1))));
-  return value.toFixed(decimals);
 }
