@@ -167,14 +167,18 @@ class DeepClusterModel extends ClassifierTask<PooledClassifier> {
     if (o.sobel && backbone.inChannels !== 2) {
       throw new Error(`deepcluster: with sobel the backbone takes 2 input channels (Sobel x, y), but it takes ${backbone.inChannels}`);
     }
+    this.encoderInput = o.sobel ? sobelFilter : undefined;
   }
 
-  encoderInput(images: Tensor): Tensor {
-    return this.o.sobel ? sobelFilter(images) : images;
+  /** What the backbone sees: the Sobel gradients when asked for; without Sobel, the images as they are (no mapping). */
+  readonly encoderInput: ((images: Tensor) => Tensor) | undefined;
+
+  private input(images: Tensor): Tensor {
+    return this.encoderInput ? this.encoderInput(images) : images;
   }
 
   prepare(batch: Batch): PretextBatch {
-    return { inputs: this.encoderInput(batch.images), targets: this.pseudoLabels(batch), extra: { images: batch.images } };
+    return { inputs: this.input(batch.images), targets: this.pseudoLabels(batch), extra: { images: batch.images } };
   }
 
   /**
@@ -203,7 +207,7 @@ class DeepClusterModel extends ClassifierTask<PooledClassifier> {
     const wasTraining = backbone.training;
     backbone.eval();
     try {
-      return noGrad(() => tidy(() => backbone.forward(this.encoderInput(images)).mean([2, 3])));
+      return noGrad(() => tidy(() => backbone.forward(this.input(images)).mean([2, 3])));
     } finally {
       backbone.train(wasTraining);
     }
