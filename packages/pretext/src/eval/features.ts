@@ -12,8 +12,6 @@ import { allRows, labelsOf, type LabeledFeatures } from './metrics.js';
 import { writeFeaturePictures } from './pictures.js';
 import { loadPretrainedModule } from './pretrained-module.js';
 
-export { encoderInputOf } from './pretrained-module.js';
-
 /**
  * How a C x H x W block output becomes a vector: global average ('gap', C), 2 x 2 average grid
  * ('grid2', 4C), every value ('flatten', CHW), or kept as maps ('none', for the conv probe).

@@ -16,7 +16,7 @@ import { loadPretrainedModule } from '../eval/pretrained-module.js';
 import { formatBudget } from '../util/budget.js';
 import { train as pretrain } from '../train/trainer.js';
 import { subsetIndices } from '../util/random.js';
-import { encoderInputOf, extractFeatures, extractLayerFeatures, type Pool } from '../eval/features.js';
+import { extractFeatures, extractLayerFeatures, type Pool } from '../eval/features.js';
 import { randomBackbone, reportOnTest, trainSupervised, type SupervisedOptions } from '../eval/finetune.js';
 import { allRows, labelsOf, type Compute, type EvalResult } from '../eval/metrics.js';
 import { confusionHeatmap } from '../eval/pictures.js';
@@ -326,15 +326,15 @@ async function pretextRow(ctx: DatasetContext, row: BenchRow, options: BenchOpti
       runDir,
     };
   }
-  const loaded = loadPretrained(runDir);
+  const loaded = loadPretrainedModule(runDir);
   pretraining ??= runBudget(runDir, loaded.config.epochs);
   options.log?.(`evaluating ${row.name} (${loaded.config.task}, ${loaded.config.backbone}) on ${ctx.dataset}`);
   const model = {
     backbone: loaded.backbone,
-    fresh: () => loadPretrained(runDir).backbone,
+    fresh: () => loadPretrainedModule(runDir).backbone,
     normalization: loaded.normalization,
     imageSize: loaded.imageSize,
-    encoderInput: encoderInputOf(loaded.instance),
+    encoderInput: loaded.encoderInput,
   };
   const evaluated = await evaluateRow(ctx, options, model, allBudgets(options));
   return {

@@ -11,7 +11,7 @@ export interface BudgetSetting {
 export const formatBudget = (b: BudgetSetting): string => (b.cpuMinutes !== undefined ? `${b.cpuMinutes}cpu-min` : `${b.wallMinutes}min`);
 
 /** Seconds spent against a budget: CPU or wall time, plus what earlier sessions of a resumed run spent. */
-export class BudgetClock {
+class BudgetClock {
   private readonly cpuStart = process.cpuUsage();
   private readonly wallStart = performance.now();
   readonly limitSeconds: number;
@@ -39,7 +39,7 @@ export class BudgetClock {
  * Steps a budget buys: the steps done so far plus the remaining seconds at the calibrated cost
  * per step (at least one more step).
  */
-export function plannedSteps(clock: BudgetClock, stepsDone: number, secondsPerStep: number): number {
+function plannedSteps(clock: BudgetClock, stepsDone: number, secondsPerStep: number): number {
   const remaining = Math.max(0, clock.limitSeconds - clock.spent());
   return stepsDone + Math.max(1, Math.floor(remaining / secondsPerStep));
 }

@@ -18,7 +18,8 @@ import {
 } from '@pretext/torch';
 import { normalizeImages, type Batch } from '../../src/data/loader.js';
 import type { SampleStore } from '../../src/data/store.js';
-import { encoderInputOf, extractFeatures } from '../../src/eval/features.js';
+import { extractFeatures } from '../../src/eval/features.js';
+import { encoderInputOf } from '../../src/eval/pretrained-module.js';
 import { SmallAlexNet } from '../../src/models/alexnet.js';
 import type { Backbone } from '../../src/models/backbone.js';
 import {
