@@ -12,7 +12,7 @@ import { sampleImage, type SampleStore } from 'pretext/data/store';
 import { extractFeatures, loadFeatures, saveFeatures } from 'pretext/eval/features';
 import { labelsOf, tensorIndex } from 'pretext/eval/metrics';
 import { nearest, umapLayout } from 'pretext/eval/pictures';
-import { classColor } from 'pretext/eval/svg';
+import { classColor } from 'pretext/viz/svg';
 import { getTask, tasks } from 'pretext/tasks/registry';
 import type { PretextTask, TaskPicture } from 'pretext/tasks/task';
 import { findCheckpoint, loadPretrained, type Pretrained } from 'pretext/train/pretrained';
