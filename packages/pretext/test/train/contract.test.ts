@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { nn, safetensors, tensor, type Tensor } from '@pretext/torch';
 import { z } from 'zod';
@@ -273,7 +273,7 @@ test('task state is saved with checkpoints and restored on resume; a truncated l
   writeFileSync(join(out, 'checkpoints', '.ckpt-000000009.safetensors.123.tmp'), 'partial');
   const { result, lines } = await run({ out: `./${relative(process.cwd(), out)}`, epochs: 3, limit: 16 }, indexStore(16), true);
   assert.ok(
-    lines.some((l) => l.includes(latest.sidecar) && /unreadable/.test(l)),
+    lines.some((l) => / is unreadable/.test(l) && resolve(/sidecar (\S+) is/.exec(l)?.[1] ?? '') === resolve(latest.sidecar)),
     lines.join('\n'),
   );
   assert.ok(lines.some((l) => /removed 1 temporary file/.test(l)));
