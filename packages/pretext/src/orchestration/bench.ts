@@ -133,6 +133,8 @@ interface DatasetContext {
   test: SampleStore;
   trainRows: Int32Array;
   testRows: Int32Array;
+  /** Random-init rows of networks other than the shared baseline, by architecture and input. */
+  ownRandomRows: Map<string, BenchRowResult>;
 }
 
 function defaultBlock(backbone: Backbone, block?: string): string {
@@ -283,6 +285,14 @@ async function pretextRows(ctx: DatasetContext, row: BenchRow, options: BenchOpt
     random.imageSize !== ctx.train.height ||
     random.backbone.inChannels !== ctx.train.channels;
   if (!own || options.baselines?.random === false) return [result];
+  // Rows that share a network (jigsaw and context, both NIN-4 at 64 px) share its random-init row.
+  const key = random.encoderInput ? undefined : `${random.config.backbone}|${random.imageSize}|${random.backbone.inChannels}`;
+  const shared = key === undefined ? undefined : ctx.ownRandomRows.get(key);
+  if (shared) {
+    shared.name = `${shared.name.slice(0, -1)}, ${row.name})`;
+    options.log?.(`${row.name}'s network at random init is row '${shared.name}'`);
+    return [result];
+  }
   options.log?.(`evaluating ${row.name}'s network (${random.config.backbone}, ${random.imageSize} px) at random init on ${ctx.dataset}`);
   const model = {
     backbone: random.backbone,
@@ -292,18 +302,16 @@ async function pretextRows(ctx: DatasetContext, row: BenchRow, options: BenchOpt
     encoderInput: random.encoderInput,
   };
   const evaluated = await evaluateRow(ctx, options, model, allBudgets(options));
-  const name = `random init (${row.name})`;
-  return [
-    result,
-    {
-      dataset: ctx.dataset,
-      name,
-      kind: 'random',
-      seed,
-      config: { backbone: random.config.backbone, init: 'random', seed, runDir },
-      ...evaluated,
-    },
-  ];
+  const randomRow: BenchRowResult = {
+    dataset: ctx.dataset,
+    name: `random init (${row.name})`,
+    kind: 'random',
+    seed,
+    config: { backbone: random.config.backbone, init: 'random', seed, runDir },
+    ...evaluated,
+  };
+  if (key !== undefined) ctx.ownRandomRows.set(key, randomRow);
+  return [result, randomRow];
 }
 
 async function pretextRow(ctx: DatasetContext, row: BenchRow, options: BenchOptions): Promise<BenchRowResult> {
@@ -522,6 +530,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       test,
       trainRows: options.trainLimit ? subsetIndices(train.n, options.trainLimit, seed) : allRows(train.n),
       testRows: options.testLimit ? subsetIndices(test.n, options.testLimit, seed) : allRows(test.n),
+      ownRandomRows: new Map(),
     };
     for (const row of options.rows) rows.push(...(await pretextRows(ctx, row, options, backboneName)));
     if (options.baselines?.random !== false) rows.push(await randomRow(ctx, backboneName, options));

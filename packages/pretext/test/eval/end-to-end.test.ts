@@ -139,13 +139,18 @@ test('a row whose network differs from the shared baseline gets its own random-i
     { progress: false, log: quiet },
   );
   const result = await runBench({
-    ...{ out: join(dir, 'bench-32px'), datasets: ['fashion-mnist'], rows: [{ name: 'rot32', runs: { 'fashion-mnist': run } }] },
+    // A second row of the same network shares the first one's random-init row.
+    ...{ out: join(dir, 'bench-32px'), datasets: ['fashion-mnist'] },
+    rows: [
+      { name: 'rot32', runs: { 'fashion-mnist': run } },
+      { name: 'again', runs: { 'fashion-mnist': run } },
+    ],
     ...{ protocols: ['knn'], layers: false, baselines: { supervised: false }, trainLimit: 200, testLimit: 100, log: quiet },
     protocolOptions: { knn: { k: 10 } },
   });
   assert.deepEqual(
     result.rows.map((r) => r.name),
-    ['rot32', 'random init (rot32)', 'random init'],
+    ['rot32', 'random init (rot32, again)', 'again', 'random init'],
   );
   // The matched row is the run's own network (built from its folder) at random init.
   const matched = result.rows[1];
