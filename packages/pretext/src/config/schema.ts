@@ -2,6 +2,7 @@
 // validated by one schema whose errors name the field, the value and what is allowed. It sits below
 // tasks and the trainer: tasks declare defaults in its terms, the trainer reads it.
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -203,8 +204,22 @@ export function mergeConfig(...layers: Plain[]): Plain {
   return out;
 }
 
-/** Reads a JSON or YAML config file. */
-export function readConfigFile(path: string): Plain {
+/**
+ * Reads a JSON or YAML config file. A file may extend another with `base: other.yaml` (relative to
+ * itself): the base is read first and the file's own fields merged over it (lists replace).
+ */
+export function readConfigFile(path: string, seen: string[] = []): Plain {
+  const real = resolve(path);
+  if (seen.includes(real)) throw new ConfigError(`config file ${path} is its own base (${[...seen, real].join(' -> ')})`);
+  const own = readOneConfigFile(path);
+  if (own.base === undefined) return own;
+  if (typeof own.base !== 'string')
+    throw new ConfigError(`config file ${path} field 'base' must be a file path, got ${describe(own.base)}`);
+  const { base, ...rest } = own;
+  return mergeConfig(readConfigFile(resolve(dirname(real), base), [...seen, real]), rest);
+}
+
+function readOneConfigFile(path: string): Plain {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, mergeConfig, parseAssignment, readConfigFile } from '../../src/config/schema.js';
@@ -57,4 +57,23 @@ test('config files are read as YAML or JSON, with clear errors', () => {
   writeFileSync(join(dir, 'b.json'), '{"task": ');
   assert.throws(() => readConfigFile(join(dir, 'b.json')), /b\.json does not parse/);
   assert.throws(() => readConfigFile(join(dir, 'missing.json')), /cannot read config file/);
+});
+
+test('a config file extends another through base, its own fields merged over it', () => {
+  const dir = tempDir('config-base');
+  mkdirSync(join(dir, 'sub'));
+  writeFileSync(join(dir, 'base.yaml'), 'task: rotation\nepochs: 2\noptimizer: { name: sgd, lr: 0.05, momentum: 0.9 }\nrows: [a, b]\n');
+  writeFileSync(join(dir, 'sub', 'run.yaml'), 'base: ../base.yaml\noptimizer: { lr: 0.1 }\nrows: [c]\n');
+  assert.deepEqual(readConfigFile(join(dir, 'sub', 'run.yaml')), {
+    task: 'rotation',
+    epochs: 2,
+    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
+    rows: ['c'],
+  });
+  writeFileSync(join(dir, 'loop.yaml'), 'base: loop.yaml\n');
+  assert.throws(() => readConfigFile(join(dir, 'loop.yaml')), /loop\.yaml is its own base/);
+  writeFileSync(join(dir, 'odd.yaml'), 'base: 3\n');
+  assert.throws(() => readConfigFile(join(dir, 'odd.yaml')), /field 'base' must be a file path, got 3/);
+  writeFileSync(join(dir, 'gone.yaml'), 'base: nowhere.yaml\n');
+  assert.throws(() => readConfigFile(join(dir, 'gone.yaml')), /cannot read config file .*nowhere\.yaml/);
 });
