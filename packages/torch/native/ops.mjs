@@ -225,6 +225,9 @@ export const functionOps = [
   ['where(Tensor condition, Tensor self, Operand other) -> Tensor'],
   ['einsum(str equation, Tensor[] tensors) -> Tensor'],
 
+  // linear algebra: src/linalg.ts names the results, as torch.linalg does
+  ['linalg_eigh(Tensor self, str UPLO="L") -> Tensor[]'],
+
   // multi-tensor ops: an optimizer step in a handful of native calls instead of a few per parameter
   ['foreach_add_(Tensor[] self, Tensor[] other, Scalar alpha=1) -> void', 'at::_foreach_add_(self, other, alpha)'],
   ['foreach_add(Tensor[] self, Tensor[] other, Scalar alpha=1) -> Tensor[]', 'at::_foreach_add(self, other, alpha)'],

@@ -20,6 +20,7 @@ export * as autograd from './autograd.js';
 export { setNumThreads, getNumThreads, runtimeInfo, cuda, cpuCache } from './runtime.js';
 export type { CpuCacheStats } from './handle.js';
 export * as nn from './nn/index.js';
+export * as linalg from './linalg.js';
 export * as optim from './optim/index.js';
 export * as safetensors from './io/safetensors.js';
 export * as distributed from './distributed.js';

@@ -37,6 +37,7 @@ const cases: Record<string, Case[]> = {
     ['bmm of matrices', () => x().bmm(x()), /^bmm: batch1 must be a 3D tensor/],
     ['expand', () => x().expand([4, 4]), /^expand: The expanded size of the tensor \(4\) must match/],
     ['item of many', () => x().item(), /^item: a Tensor with 6 elements cannot be converted/],
+    ['eigh of a non-square matrix', () => torch.linalg.eigh(x()), /^linalg_eigh: linalg\.eigh: A must be batches of square matrices/],
     [
       'backward of a non-scalar',
       () => torch.ones([2]).requiresGrad_().mul(2).backward(),

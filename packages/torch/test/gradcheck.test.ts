@@ -1001,6 +1001,25 @@ add(
   (a, w, b) => torch.einsum('bi,ij,bj->b', [a, w, b]),
 );
 
+// linear algebra: eigh differentiates as if its input were symmetric, so the cases symmetrize it;
+// eigenvectors are defined up to sign, so they enter squared.
+const eighOfSymmetrized = (a: Tensor, uplo?: 'L' | 'U') => {
+  const { eigenvalues, eigenvectors } = torch.linalg.eigh(a.add(a.transpose(-2, -1)).mul(0.5), uplo);
+  return [eigenvalues, eigenvectors.square()];
+};
+add(
+  'linalg_eigh',
+  'eigenvalues and squared eigenvectors',
+  () => [x(4, 4)],
+  (a) => eighOfSymmetrized(a),
+);
+add(
+  'linalg_eigh',
+  'upper triangle, batched',
+  () => [x(2, 3, 3)],
+  (a) => eighOfSymmetrized(a, 'U'),
+);
+
 // nn: convolutions and linear layers
 add(
   'conv2d',

@@ -6,9 +6,9 @@
 import {
   arange,
   cat,
-  fromTypedArray,
   Generator,
   getNumThreads,
+  linalg,
   noGrad,
   ones,
   rand,
@@ -268,176 +268,22 @@ export function fitPcaWhitening(x: Tensor, dim: number, eps = 1e-6): Pca {
         .t()
         .mm(centered)
         .div(Math.max(1, n - 1));
-      const { values, vectors } = symmetricEigen(covariance.toDtype('float64').toTypedArray() as Float64Array, features);
+      const { eigenvalues, eigenvectors } = linalg.eigh(covariance.toDtype('float64'));
+      // eigh sorts ascending; PCA wants the largest variance first.
+      const variances = eigenvalues.flip([0]);
+      const values = variances.toArray();
       let kept = 1;
       while (kept < dim && values[kept] > eps * values[0]) kept++;
-      const projection = new Float64Array(features * kept);
-      for (let j = 0; j < kept; j++) {
-        const scale = 1 / Math.sqrt(values[j] || 1);
-        for (let i = 0; i < features; i++) projection[i * kept + j] = vectors[j * features + i] * scale;
-      }
-      return { mean, projection: fromTypedArray(projection, [features, kept]).toDtype(x.dtype) };
+      const top = variances.narrow(0, 0, kept);
+      const scale = top.maskedFill(top.eq(0), 1).rsqrt();
+      const projection = eigenvectors.flip([1]).narrow(1, 0, kept).mul(scale);
+      return { mean, projection: projection.toDtype(x.dtype) };
     }),
   );
 }
 
 export function applyPca(x: Tensor, pca: Pca): Tensor {
   return x.sub(pca.mean).mm(pca.projection);
-}
-
-/**
- * Eigen-decomposition of a symmetric n x n matrix (row-major): Householder tridiagonalization then
- * the implicit QL algorithm (EISPACK tred2/tql2, as JAMA). The engine has no linalg.eigh, and the
- * matrix is the small D x D feature covariance. Returns eigenvalues in descending order and the
- * eigenvectors as rows of `vectors` (vector j at [j * n, (j + 1) * n)).
- */
-export function symmetricEigen(matrix: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-  // Both passes work on the transform's transpose, whose columns (the eigenvectors) are then
-  // contiguous rows; a symmetric input is its own transpose.
-  const w = Float64Array.from(matrix);
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  tridiagonalize(w, d, e, n);
-  diagonalize(w, d, e, n);
-  const order = Array.from(d.keys()).sort((a, b) => d[b] - d[a]);
-  const values = Float64Array.from(order, (j) => d[j]);
-  const vectors = new Float64Array(n * n);
-  order.forEach((j, rank) => vectors.set(w.subarray(j * n, (j + 1) * n), rank * n));
-  return { values, vectors };
-}
-
-/** tred2 on the transpose: v becomes the orthogonal transform's transpose, d the diagonal, e the sub-diagonal. */
-function tridiagonalize(v: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
-  for (let j = 0; j < n; j++) d[j] = v[j * n + n - 1];
-  for (let i = n - 1; i > 0; i--) {
-    let scale = 0;
-    let h = 0;
-    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
-    if (scale === 0) {
-      e[i] = d[i - 1];
-      for (let j = 0; j < i; j++) {
-        d[j] = v[j * n + i - 1];
-        v[j * n + i] = 0;
-        v[i * n + j] = 0;
-      }
-    } else {
-      for (let k = 0; k < i; k++) {
-        d[k] /= scale;
-        h += d[k] * d[k];
-      }
-      let f = d[i - 1];
-      let g = f > 0 ? -Math.sqrt(h) : Math.sqrt(h);
-      e[i] = scale * g;
-      h -= f * g;
-      d[i - 1] = f - g;
-      for (let j = 0; j < i; j++) e[j] = 0;
-      for (let j = 0; j < i; j++) {
-        f = d[j];
-        v[i * n + j] = f;
-        g = e[j] + v[j * n + j] * f;
-        for (let k = j + 1; k <= i - 1; k++) {
-          g += v[j * n + k] * d[k];
-          e[k] += v[j * n + k] * f;
-        }
-        e[j] = g;
-      }
-      f = 0;
-      for (let j = 0; j < i; j++) {
-        e[j] /= h;
-        f += e[j] * d[j];
-      }
-      const hh = f / (h + h);
-      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
-      for (let j = 0; j < i; j++) {
-        f = d[j];
-        g = e[j];
-        for (let k = j; k <= i - 1; k++) v[j * n + k] -= f * e[k] + g * d[k];
-        d[j] = v[j * n + i - 1];
-        v[j * n + i] = 0;
-      }
-    }
-    d[i] = h;
-  }
-  for (let i = 0; i < n - 1; i++) {
-    v[i * n + n - 1] = v[i * n + i];
-    v[i * n + i] = 1;
-    const h = d[i + 1];
-    if (h !== 0) {
-      for (let k = 0; k <= i; k++) d[k] = v[(i + 1) * n + k] / h;
-      for (let j = 0; j <= i; j++) {
-        let g = 0;
-        for (let k = 0; k <= i; k++) g += v[(i + 1) * n + k] * v[j * n + k];
-        for (let k = 0; k <= i; k++) v[j * n + k] -= g * d[k];
-      }
-    }
-    for (let k = 0; k <= i; k++) v[(i + 1) * n + k] = 0;
-  }
-  for (let j = 0; j < n; j++) {
-    d[j] = v[j * n + n - 1];
-    v[j * n + n - 1] = 0;
-  }
-  v[(n - 1) * n + n - 1] = 1;
-  e[0] = 0;
-}
-
-/** tql2 on the transposed transform w (eigenvector j ends up in row j), d the eigenvalues. */
-function diagonalize(w: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
-  for (let i = 1; i < n; i++) e[i - 1] = e[i];
-  e[n - 1] = 0;
-  let f = 0;
-  let largest = 0;
-  const eps = 2 ** -52;
-  for (let l = 0; l < n; l++) {
-    largest = Math.max(largest, Math.abs(d[l]) + Math.abs(e[l]));
-    let m = l;
-    while (m < n - 1 && Math.abs(e[m]) > eps * largest) m++;
-    if (m > l) {
-      do {
-        let g = d[l];
-        let p = (d[l + 1] - g) / (2 * e[l]);
-        let r = Math.hypot(p, 1);
-        if (p < 0) r = -r;
-        d[l] = e[l] / (p + r);
-        d[l + 1] = e[l] * (p + r);
-        const dl1 = d[l + 1];
-        let h = g - d[l];
-        for (let i = l + 2; i < n; i++) d[i] -= h;
-        f += h;
-        p = d[m];
-        let c = 1;
-        let c2 = c;
-        let c3 = c;
-        const el1 = e[l + 1];
-        let s = 0;
-        let s2 = 0;
-        for (let i = m - 1; i >= l; i--) {
-          c3 = c2;
-          c2 = c;
-          s2 = s;
-          g = c * e[i];
-          h = c * p;
-          r = Math.hypot(p, e[i]);
-          e[i + 1] = s * r;
-          s = e[i] / r;
-          c = p / r;
-          p = c * d[i] - s * g;
-          d[i + 1] = h + s * (c * g + s * d[i]);
-          const next = (i + 1) * n;
-          const row = i * n;
-          for (let k = 0; k < n; k++) {
-            const a = w[next + k];
-            w[next + k] = s * w[row + k] + c * a;
-            w[row + k] = c * w[row + k] - s * a;
-          }
-        }
-        p = (-s * s2 * c3 * el1 * e[l]) / dl1;
-        e[l] = s * p;
-        d[l] = c * p;
-      } while (Math.abs(e[l]) > eps * largest);
-    }
-    d[l] += f;
-    e[l] = 0;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cdist, eye, fromTypedArray, Generator, randint, randn, setNumThreads, stack, tensor, tidy, type Tensor } from '@pretext/torch';
+import { cdist, eye, Generator, linalg, randint, randn, setNumThreads, stack, tensor, tidy, type Tensor } from '@pretext/torch';
 import {
   applyPca,
   fitPcaWhitening,
@@ -10,7 +10,6 @@ import {
   nearestCentroids,
   normalizedMutualInformation,
   splitForEmptyClusters,
-  symmetricEigen,
 } from '../../src/tasks/kmeans.js';
 
 setNumThreads(1);
@@ -101,16 +100,32 @@ test('an empty cluster is re-seeded by splitting the largest one (Faiss perturba
   });
 });
 
-test('symmetricEigen reconstructs the matrix from orthonormal eigenvectors, eigenvalues descending', () => {
+test('PCA whitening of float64 data: identity covariance, orthonormal components, variances descending', () => {
   tidy(() => {
-    const n = 24;
-    const a = randn([n, n], new Generator(8)).double();
-    const matrix = a.add(a.t());
-    const { values, vectors } = symmetricEigen(matrix.toTypedArray() as Float64Array, n);
-    const v = fromTypedArray(vectors, [n, n]);
-    assert.ok(v.mm(v.t()).allclose(eye(n, n, 'float64'), 1e-10, 1e-10));
-    assert.ok(v.t().mm(fromTypedArray(values).diag()).mm(v).allclose(matrix, 1e-9, 1e-9));
-    for (let i = 1; i < n; i++) assert.ok(values[i] <= values[i - 1]);
+    const generator = new Generator(8);
+    const d = 24;
+    const x = randn([3000, d], generator, 'float64').mm(randn([d, d], generator, 'float64'));
+    const pca = fitPcaWhitening(x, d);
+    assert.deepEqual(pca.projection.shape, [d, d]);
+    assert.equal(pca.projection.dtype, 'float64');
+    const y = applyPca(x, pca);
+    const covariance = y
+      .t()
+      .mm(y)
+      .div(x.shape[0] - 1);
+    assert.ok(covariance.allclose(eye(d, d, 'float64'), 1e-9, 1e-9), 'whitened covariance');
+    // Column j is the j-th principal direction over the square root of its variance.
+    const norms = pca.projection.norm(2, 0, true);
+    const directions = pca.projection.div(norms);
+    assert.ok(
+      directions
+        .t()
+        .mm(directions)
+        .allclose(eye(d, d, 'float64'), 1e-10, 1e-10),
+      'orthonormal directions',
+    );
+    const variances = norms.pow(-2).toArray();
+    for (let j = 1; j < d; j++) assert.ok(variances[j] < variances[j - 1], `variance ${j} not below variance ${j - 1}`);
   });
 });
 
@@ -118,17 +133,9 @@ test('PCA whitening keeps the top principal directions with identity covariance,
   tidy(() => {
     const generator = new Generator(9);
     const d = 6;
-    // A random orthonormal basis; data with std 10, 5, 3, 1, 0.5, 0.1 along its axes, plus an offset.
-    const basis = fromTypedArray(
-      symmetricEigen(
-        randn([d, d], generator)
-          .double()
-          .mm(randn([d, d], generator).double().t())
-          .toTypedArray() as Float64Array,
-        d,
-      ).vectors,
-      [d, d],
-    ).float();
+    // A random orthonormal basis (rows); data with std 10, 5, 3, 1, 0.5, 0.1 along its axes, plus an offset.
+    const mixing = randn([d, d], generator).double();
+    const basis = linalg.eigh(mixing.mm(mixing.t())).eigenvectors.t().float();
     const stds = tensor([10, 5, 3, 1, 0.5, 0.1]);
     const x = randn([4000, d], generator)
       .mul(stds)
