@@ -49,7 +49,10 @@ export interface BenchOptions {
   rows: BenchRow[];
   /** Backbone of the baselines; default the first row's (from its run or pretrain config), else 'nin4'. */
   backbone?: string;
-  /** Block the protocols read; default 'block2' where it exists (RotNet's best on CIFAR-10), else the last. */
+  /**
+   * Block the protocols read; default 'block2' where it exists (RotNet's best on CIFAR-10), else the
+   * last. 'best': each row's best block in the by-block pass (all labels, under `pool`).
+   */
   block?: string;
   pool?: Pool;
   /** Default ['linear', 'knn']. */
@@ -166,8 +169,10 @@ async function evaluateRow(
   const { backbone, fresh, normalization, imageSize, encoderInput } = model;
   const seed = options.seed ?? 0;
   const protocols = options.protocols ?? ['linear', 'knn'];
-  const block = defaultBlock(backbone, options.block);
-  const input = {
+  // 'best': the main columns read the block that the by-block pass (all labels, `pool`) ranks first.
+  const bestFirst = options.block === 'best' && options.layers !== false && !drawn;
+  let block = bestFirst || options.block === 'best' ? defaultBlock(backbone) : defaultBlock(backbone, options.block);
+  const input = () => ({
     train: ctx.train,
     test: ctx.test,
     block,
@@ -176,7 +181,7 @@ async function evaluateRow(
     imageSize,
     trainIndices: ctx.trainRows,
     testIndices: ctx.testRows,
-  };
+  });
   if (drawn && ks.length !== 1) throw new Error('evaluateRow: rows drawn for one label budget, but several budgets given');
   /** Protocol options for budget k, and the result marked with it. */
   const budget = (k: number | undefined): ProtocolOptions => ({ ...options.protocolOptions, labelsPerClass: drawn ? undefined : k, seed });
@@ -202,20 +207,26 @@ async function evaluateRow(
     const [trainLabels, testLabels] = [labelsOf(ctx.train, ctx.trainRows), labelsOf(ctx.test, ctx.testRows)];
     // The all-labels linear probe on `block` is also the by-block pass's cell for it: fitted once.
     const fitted = new Map<string, EvalResult>();
+    const byBlock = () => {
+      const { layers, best } = evaluateLayerFeatures(train, test, trainLabels, testLabels, { ...options.protocolOptions, seed }, fitted);
+      for (const l of layers) fitted.set(l.block, l.result);
+      layerSummary = { layers: layers.map((l) => ({ block: l.block, pool, top1: l.result.top1 })), bestBlock: best };
+      logLayers(pool, layers);
+      return best;
+    };
     try {
+      if (bestFirst) block = byBlock();
       for (const protocol of featureProtocols) {
         for (const k of ks) {
           const trainSet = { ...trainLabels, features: train.get(block)! };
-          const result = marked(k, evaluateFeatures(protocol, trainSet, { ...testLabels, features: test.get(block)! }, budget(k)));
+          const reused = protocol === 'linear' && k === undefined ? fitted.get(block) : undefined;
+          const result =
+            reused ?? marked(k, evaluateFeatures(protocol, trainSet, { ...testLabels, features: test.get(block)! }, budget(k)));
           if (protocol === 'linear' && k === undefined) fitted.set(block, result);
           add(protocol, k, result);
         }
       }
-      if (options.layers !== false) {
-        const { layers, best } = evaluateLayerFeatures(train, test, trainLabels, testLabels, { ...options.protocolOptions, seed }, fitted);
-        layerSummary = { layers: layers.map((l) => ({ block: l.block, pool, top1: l.result.top1 })), bestBlock: best };
-        logLayers(pool, layers);
-      }
+      if (options.layers !== false && !bestFirst) byBlock();
     } finally {
       for (const t of [...train.values(), ...test.values()]) t.dispose();
     }
@@ -257,7 +268,7 @@ async function evaluateRow(
     }
   }
   if (protocols.includes('finetune')) {
-    for (const k of ks) add('finetune', k, marked(k, await evaluateBackbone('finetune', { ...input, backbone: fresh() }, budget(k))));
+    for (const k of ks) add('finetune', k, marked(k, await evaluateBackbone('finetune', { ...input(), backbone: fresh() }, budget(k))));
   }
   return { block, cells, ...layerSummary };
 }

@@ -88,6 +88,8 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
     protocols: ['linear', 'knn', 'finetune'],
     labelsPerClass: [20],
     layerPools: ['gap', 'grid2'],
+    // The main columns read each row's best block of the by-block pass.
+    block: 'best',
     trainLimit: 400,
     testLimit: 200,
     // All labels under a wall-clock budget (as the pretext rows'), K per class for one epoch.
@@ -114,6 +116,14 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
     [...blocks.map((b) => `${b} gap`), ...blocks.map((b) => `${b} grid2`)],
   );
   assert.ok(rotation.bestBlock);
+  for (const row of result.rows.slice(0, 2)) {
+    assert.equal(row.block, row.bestBlock, row.name);
+    const best = row.layers!.find((l) => l.block === row.bestBlock && l.pool === 'gap')!;
+    assert.ok(row.layers!.every((l) => l.pool !== 'gap' || l.top1 <= best.top1));
+    assert.equal(row.cells.linear.top1, best.top1, `${row.name}: the linear cell is the best block's probe`);
+  }
+  // The supervised row has no by-block pass: it reads the default block (a ResNet's last).
+  assert.equal(result.rows[2].block, 'layer4');
   assert.equal(rotation.seed, 0);
   assert.equal(rotation.pretraining!.epochs, 1);
   const md = readFileSync(join(out, 'results.md'), 'utf8');
