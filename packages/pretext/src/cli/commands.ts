@@ -63,6 +63,16 @@ function wholeNumber(values: Values, name: string): number | undefined {
   return n;
 }
 
+/** A comma-separated list of positive minutes, when given. */
+function minutesList(values: Values, name: string): number[] | undefined {
+  const v = str(values[name]);
+  if (v === undefined) return undefined;
+  const minutes = v.split(',').map(Number);
+  if (!minutes.every((m) => Number.isFinite(m) && m > 0))
+    throw new Error(`--${name} must be positive CPU minutes separated by commas, got '${v}'`);
+  return minutes;
+}
+
 function required(values: Values, name: string): string {
   const v = str(values[name]);
   if (!v) throw new Error(`--${name} is required`);
@@ -448,18 +458,19 @@ const curve: Command = {
   summary: 'accuracy against pretraining CPU minutes: a probe on every kept checkpoint of runs',
   help: `pretext curve --checkpoint runs/a [--checkpoint runs/b ...] --train <data> --test <data> --out DIR
              [--protocol linear|knn] [--layer BLOCK] [--pool gap|grid2] [--random]
-             [--labels-per-class K] [--train-limit N] [--test-limit N] [--seed N]
+             [--labels-per-class K] [--train-limit N] [--test-limit N] [--seed N] [--supervised M,M...]
 
 Probes each checkpoint a run kept (train with --keep-last and --checkpoint-every to keep several)
 and draws top-1 against the CPU minutes of pretraining behind it (DIR/curve.svg, DIR/curve.json);
---random adds the first run's network at random init as the 0-minute point and a flat line.`,
+--random adds the first run's network at random init as the 0-minute point and a flat line;
+--supervised 1,2,5 adds that network trained end to end from random init on the probe's labeled
+samples for 1, 2 and 5 CPU minutes each, scored on the same test samples.`,
   options: {
     checkpoint: { type: 'string', multiple: true },
     ...Object.fromEntries(
-      ['train', 'test', 'out', 'protocol', 'layer', 'pool', 'labels-per-class', 'train-limit', 'test-limit', 'seed'].map((k) => [
-        k,
-        { type: 'string' as const },
-      ]),
+      ['train', 'test', 'out', 'protocol', 'layer', 'pool', 'labels-per-class', 'train-limit', 'test-limit', 'seed', 'supervised'].map(
+        (k) => [k, { type: 'string' as const }],
+      ),
     ),
     random: { type: 'boolean' },
   },
@@ -473,6 +484,7 @@ and draws top-1 against the CPU minutes of pretraining behind it (DIR/curve.svg,
       protocol: protocol as FeatureProtocol,
       ...probeFlags(values),
       random: values.random === true,
+      supervised: minutesList(values, 'supervised'),
       log: logLine,
     });
     console.log(`wrote ${result.files.svg}, ${result.files.json}`);

@@ -1,5 +1,6 @@
 // How fast a pretext task buys quality: a probe on each kept checkpoint of one or more runs, against
-// the CPU minutes of pretraining each had cost, drawn beside the same network at random init.
+// the CPU minutes of pretraining each had cost, drawn beside the same network at random init and
+// beside that network trained end to end on the probe's labels for the same CPU minutes.
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { makeDirectory } from '@pretext/torch';
@@ -14,6 +15,11 @@ export interface CurveOptions extends Omit<EvalOptions, 'checkpoint' | 'init' | 
   out: string;
   /** Also probe the first run's network at random init (the 0-minute point and a flat line). */
   random?: boolean;
+  /**
+   * The supervised baseline at these CPU minutes: the first run's network from random init, trained
+   * end to end on the probe's labeled samples under that budget, then scored on the same test samples.
+   */
+  supervised?: number[];
 }
 
 export interface CurvePoint {
@@ -25,6 +31,7 @@ export interface CurvePoint {
 export interface CurveResult {
   runs: { run: string; points: CurvePoint[] }[];
   random?: number;
+  supervised?: { cpuMinutes: number; top1: number }[];
   files: { json: string; svg: string };
 }
 
@@ -35,7 +42,7 @@ function cpuSecondsOf(sidecar: string): number | undefined {
 }
 
 export async function accuracyCurve(options: CurveOptions): Promise<CurveResult> {
-  const { runs, out, random, ...protocol } = options;
+  const { runs, out, random, supervised, ...protocol } = options;
   if (!runs.length) throw new Error('curve: give at least one run (--checkpoint runs/x)');
   const result: CurveResult = { runs: [], files: { json: join(out, 'curve.json'), svg: join(out, 'curve.svg') } };
   if (random) {
@@ -56,6 +63,24 @@ export async function accuracyCurve(options: CurveOptions): Promise<CurveResult>
     }
     result.runs.push({ run, points });
   }
+  if (supervised?.length) {
+    result.supervised = [];
+    for (const cpuMinutes of [...supervised].sort((a, b) => a - b)) {
+      const finetune = { ...protocol.finetune, budget: { cpuMinutes } };
+      // The whole network, its head on the last block.
+      const baseline = {
+        ...protocol,
+        layer: undefined,
+        protocol: 'finetune' as const,
+        finetune,
+        checkpoint: runs[0],
+        init: 'random' as const,
+      };
+      const { top1, compute } = await evaluate(baseline);
+      result.supervised.push({ cpuMinutes: compute.cpuSeconds / 60, top1 });
+      options.log?.(`supervised, budget ${cpuMinutes} CPU min (${(compute.cpuSeconds / 60).toFixed(1)} spent): ${top1.toFixed(2)}%`);
+    }
+  }
   const series = result.runs.map(({ run, points }) => ({
     name: basename(run),
     points: [...(result.random === undefined ? [] : [[0, result.random] as const]), ...points.map((p) => [p.cpuMinutes, p.top1] as const)],
@@ -63,6 +88,7 @@ export async function accuracyCurve(options: CurveOptions): Promise<CurveResult>
   const longest = Math.max(0, ...result.runs.flatMap((r) => r.points.map((p) => p.cpuMinutes)));
   if (result.random !== undefined)
     series.push({ name: 'random init', points: [[0, result.random] as const, [longest, result.random] as const] });
+  if (result.supervised) series.push({ name: 'supervised', points: result.supervised.map((p) => [p.cpuMinutes, p.top1] as const) });
   const what = `${protocol.protocol} probe, ${protocol.layer ?? 'last block'}, ${protocol.pool ?? 'gap'}`;
   makeDirectory(out);
   writeText(result.files.json, JSON.stringify({ ...result, protocol: what }, null, 2));

@@ -23,7 +23,7 @@ test('a probe per kept checkpoint against its pretraining CPU minutes, beside ra
   assert.deepEqual(kept, [3, 4, 6, 8]);
   const result = await accuracyCurve({
     ...{ runs: [run], out: join(dir, 'curve'), protocol: 'linear', train: 'fashion-mnist', test: 'fashion-mnist' },
-    ...{ layer: 'layer2', trainLimit: 300, testLimit: 200, random: true },
+    ...{ layer: 'layer2', trainLimit: 300, testLimit: 200, random: true, supervised: [0.05, 0.02] },
   });
   const points = result.runs[0].points;
   assert.deepEqual(
@@ -33,7 +33,14 @@ test('a probe per kept checkpoint against its pretraining CPU minutes, beside ra
   // CPU minutes grow with the step, across the run's checkpoints.
   for (let i = 1; i < points.length; i++) assert.ok(points[i].cpuMinutes > points[i - 1].cpuMinutes, JSON.stringify(points));
   for (const p of [...points.map((q) => q.top1), result.random!]) assert.ok(p > 10 && p <= 100, `top-1 ${p}`);
+  // The supervised baseline: the network trained on the same 300 labels for each budget, shortest first.
+  const supervised = result.supervised!;
+  assert.equal(supervised.length, 2);
+  assert.ok(supervised[0].cpuMinutes < supervised[1].cpuMinutes, JSON.stringify(supervised));
+  assert.ok(supervised[1].cpuMinutes > 0.03 && supervised[1].cpuMinutes < 0.2, JSON.stringify(supervised));
+  for (const p of supervised) assert.ok(p.top1 > 10 && p.top1 <= 100, `top-1 ${p.top1}`);
   const svg = readFileSync(result.files.svg, 'utf8');
+  assert.match(svg, /<title>supervised: /);
   assert.match(svg, /<title>rotation: 0, /);
   assert.match(svg, /random init/);
   assert.equal(JSON.parse(readFileSync(result.files.json, 'utf8')).runs[0].points.length, kept.length);
