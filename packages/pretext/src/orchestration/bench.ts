@@ -2,7 +2,6 @@
 // a stated budget) plus the random-init and supervised baselines of the same backbone; columns are
 // protocols at all labels and at K labels per class; one table per dataset, written as markdown,
 // JSON and SVG charts. Every row records its config and seed.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDirectory, type Tensor } from '@pretext/torch';
 import { resolveDataset } from '../data/datasets.js';
@@ -532,6 +531,34 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const backboneName = baselineBackbone(options);
   const rows: BenchRowResult[] = [];
   const files: string[] = [];
+  const result: BenchResult = {
+    createdAt: new Date().toISOString(),
+    settings: {
+      datasets,
+      backbone: backboneName,
+      block: options.block ?? 'block2 where the backbone has one, else its last',
+      pool: options.pool ?? 'gap',
+      protocols,
+      labelsPerClass: options.labelsPerClass ?? [],
+      seed,
+      trainLimit: options.trainLimit,
+      testLimit: options.testLimit,
+    },
+    columns,
+    rows,
+    files,
+  };
+  const md = join(options.out, 'results.md');
+  const json = join(options.out, 'results.json');
+  // Written again after every row, so that a long bench stopped midway keeps the rows it finished.
+  const save = () => {
+    writeText(md, markdown(result, datasets));
+    writeText(json, JSON.stringify(result, null, 1));
+  };
+  const add = (...done: BenchRowResult[]) => {
+    rows.push(...done);
+    save();
+  };
   for (const dataset of datasets) {
     const train = await resolveDataset(dataset, { split: 'train', log: options.log });
     const test = await resolveDataset(dataset, { split: 'test', log: options.log });
@@ -543,9 +570,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       testRows: options.testLimit ? subsetIndices(test.n, options.testLimit, seed) : allRows(test.n),
       ownRandomRows: new Map(),
     };
-    for (const row of options.rows) rows.push(...(await pretextRows(ctx, row, options, backboneName)));
-    if (options.baselines?.random !== false) rows.push(await randomRow(ctx, backboneName, options));
-    if (options.baselines?.supervised !== false) rows.push(await supervisedRow(ctx, backboneName, options));
+    for (const row of options.rows) add(...(await pretextRows(ctx, row, options, backboneName)));
+    if (options.baselines?.random !== false) add(await randomRow(ctx, backboneName, options));
+    if (options.baselines?.supervised !== false) add(await supervisedRow(ctx, backboneName, options));
     const datasetRows = rows.filter((r) => r.dataset === dataset);
     const chart = join(options.out, `chart-${dataset}.svg`);
     files.push(
@@ -570,28 +597,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         );
     }
   }
-  const result: BenchResult = {
-    createdAt: new Date().toISOString(),
-    settings: {
-      datasets,
-      backbone: backboneName,
-      block: options.block ?? 'block2 where the backbone has one, else its last',
-      pool: options.pool ?? 'gap',
-      protocols,
-      labelsPerClass: options.labelsPerClass ?? [],
-      seed,
-      trainLimit: options.trainLimit,
-      testLimit: options.testLimit,
-    },
-    columns,
-    rows,
-    files,
-  };
-  const md = join(options.out, 'results.md');
-  const json = join(options.out, 'results.json');
-  writeFileSync(md, markdown(result, datasets));
-  result.files.push(md, json);
-  writeFileSync(json, JSON.stringify(result, null, 1));
+  files.push(md, json);
+  save();
   return result;
 }
 

@@ -168,3 +168,25 @@ test('a row whose network differs from the shared baseline gets its own random-i
   assert.equal(matched.config.runDir, run);
   assert.equal(matched.cells.knn.result.trainSamples, 200);
 });
+
+test('a bench that stops midway keeps the rows it finished', async () => {
+  const out = join(dir, 'bench-stopped');
+  await assert.rejects(
+    runBench({
+      ...{ out, datasets: ['fashion-mnist'], protocols: ['knn'], layers: false, baselines: { supervised: false } },
+      rows: [
+        { name: 'done', runs: { 'fashion-mnist': runDir } },
+        { name: 'gone', runs: { 'fashion-mnist': join(dir, 'no-such-run') } },
+      ],
+      ...{ trainLimit: 200, testLimit: 100, protocolOptions: { knn: { k: 10 } }, log: quiet },
+    }),
+    /no-such-run/,
+  );
+  const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as BenchResult;
+  assert.deepEqual(
+    saved.rows.map((r) => r.name),
+    ['done'],
+  );
+  assert.ok(saved.rows[0].cells.knn.top1 > 10);
+  assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| done \|/);
+});
