@@ -214,8 +214,8 @@ class DeepClusterModel extends ClassifierTask<PooledClassifier> {
   }
 
   /**
-   * Pooled features of every training sample: features N x D and their store indices N. Each
-   * data-parallel rank extracts its share and the shares are gathered.
+   * Pooled features of this data-parallel rank's share of the training samples (all of them
+   * alone): features n x D and their store indices n.
    */
   private async extractFeatures(context: EpochContext): Promise<{ features: Tensor; members: Tensor }> {
     const features: Tensor[] = [];
@@ -227,12 +227,7 @@ class DeepClusterModel extends ClassifierTask<PooledClassifier> {
     }
     const own = tidy(() => ({ features: cat(features), members: cat(members) }));
     for (const t of [...features, ...members]) t.dispose();
-    try {
-      return { features: await context.gatherRows(own.features), members: await context.gatherRows(own.members) };
-    } finally {
-      own.features.dispose();
-      own.members.dispose();
-    }
+    return own;
   }
 
   async onEpochStart(context: EpochContext): Promise<void> {
@@ -244,22 +239,29 @@ class DeepClusterModel extends ClassifierTask<PooledClassifier> {
       throw new Error(`deepcluster: k = ${this.o.k} clusters need at least ${this.o.k} training samples, got ${context.indices.length}`);
     }
     const start = performance.now();
-    const { features, members } = await this.extractFeatures(context);
+    // Each rank clusters its share of the features, summing statistics with the others (PCA,
+    // k-means++ and Lloyd): no rank holds the whole set; the assignments are gathered after.
+    const { features, members: own } = await this.extractFeatures(context);
     const seed = epochSeed(this.o.seed, context.epoch);
-    const next = tidy(() => {
-      const pca = fitPcaWhitening(features, Math.min(this.o.pcaDim, features.shape[1]));
+    const { shards } = context;
+    const clustered = tidy(() => {
+      const pca = fitPcaWhitening(features, Math.min(this.o.pcaDim, features.shape[1]), undefined, shards);
       const result = kmeans(whiten(features, pca), {
         k: this.o.k,
         restarts: this.o.restarts,
         maxIterations: this.o.iterations,
         tolerance: this.o.tolerance,
         seed,
+        shards,
       });
-      return { pca, members, assignments: result.assignments, centroids: result.centroids, inertia: result.inertia, splits: result.splits };
+      return { pca, ...result };
     });
     features.dispose();
-    // Every rank clusters the same gathered features; rank 0's assignments settle any rounding apart.
-    await context.fromMain(next.assignments);
+    const members = await context.gatherRows(own);
+    const assignments = await context.gatherRows(clustered.assignments);
+    own.dispose();
+    clustered.assignments.dispose();
+    const next = { ...clustered, members, assignments };
     const metrics = this.clusterMetrics(context, next.members, next.assignments);
     const clustering: Clustering = { epoch: context.epoch, ...next, lookup: makeLookup(next.members, next.assignments) };
     this.replaceClustering(clustering);

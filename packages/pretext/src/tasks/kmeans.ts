@@ -3,6 +3,8 @@
 // Distances use ||x||^2 - 2 x·c + ||c||^2 with one matmul per block of rows, so memory stays bounded
 // whatever n and k. Empty clusters are handled as Faiss (which the paper used) does: the empty
 // centroid becomes a symmetrically perturbed copy of a large cluster's centroid, splitting it.
+// With `shards`, each data-parallel worker holds its own share of the rows: seeding, Lloyd and PCA
+// then sum their statistics across the workers, and no worker needs the whole set in memory.
 import {
   arange,
   cat,
@@ -20,11 +22,43 @@ import {
   zeros,
   type Tensor,
 } from '@pretext/torch';
+import { ALONE, type Shards } from '../util/shards.js';
 
 /** Distances computed per block of rows: about this many floats per block. */
 const BLOCK_FLOATS = 1 << 22;
 /** Faiss's relative perturbation when a cluster is split to fill an empty one. */
 const SPLIT_EPS = 1 / 1024;
+
+/** A number of each worker, in rank order. */
+function perWorker(value: number, shards: Shards): number[] {
+  const values = tensor(
+    Array.from({ length: shards.worldSize }, (_, r) => (r === shards.rank ? value : 0)),
+    { dtype: 'float64' },
+  );
+  shards.sum(values);
+  const out = values.toArray() as number[];
+  values.dispose();
+  return out;
+}
+
+/** A float64 total over the workers of this worker's scalar (a number or a 0-d tensor). */
+function totalOverWorkers(value: number | Tensor, shards: Shards): number {
+  const t = typeof value === 'number' ? tensor([value], { dtype: 'float64' }) : value.reshape([1]);
+  shards.sum(t);
+  const total = t.item();
+  t.dispose();
+  return total;
+}
+
+/** The worker holding a global position `at` of a distribution split as `totals` (in rank order), and the offset within it. */
+function owner(at: number, totals: number[]): { rank: number; offset: number } {
+  let start = 0;
+  for (let rank = 0; rank < totals.length; rank++) {
+    if (at < start + totals[rank] || rank === totals.length - 1) return { rank, offset: at - start };
+    start += totals[rank];
+  }
+  throw new RangeError('owner: no workers');
+}
 
 export interface KMeansOptions {
   k: number;
@@ -37,12 +71,14 @@ export interface KMeansOptions {
   seed?: number;
   /** Rows per distance block; default 2^22 / k. */
   blockRows?: number;
+  /** x is this worker's share of the rows; assignments are returned for that share. */
+  shards?: Shards;
 }
 
 export interface KMeansResult {
   /** k x d. */
   centroids: Tensor;
-  /** int64 n: the nearest centroid of every row, for the final centroids. */
+  /** int64 n: the nearest centroid of every row (of this worker's share), for the final centroids. */
   assignments: Tensor;
   /** Sum of squared distances of the rows to their centroids. */
   inertia: number;
@@ -110,49 +146,77 @@ export function nearestCentroids(x: Tensor, centroids: Tensor, blockRows?: numbe
 /**
  * Greedy k-means++ (Arthur & Vassilvitskii 2007, with scikit-learn's 2 + ln k candidates per
  * centroid): each new centroid is the candidate, drawn with probability proportional to the squared
- * distance to the nearest centroid so far, that lowers the total the most. Returns k x d rows of x.
+ * distance to the nearest centroid so far, that lowers the total the most. Returns k x d rows of x
+ * (of the rows of all workers, with `shards`: every worker draws the same numbers, and the worker
+ * that holds a drawn row shares it).
  */
-export function kmeansPlusPlus(x: Tensor, k: number, generator: Generator): Tensor {
-  const n = x.shape[0];
-  if (!(Number.isInteger(k) && k >= 1 && k <= n)) throw new RangeError(`kmeansPlusPlus: k must be an integer in [1, ${n}], got ${k}`);
+export function kmeansPlusPlus(x: Tensor, k: number, generator: Generator, shards: Shards = ALONE): Tensor {
+  const [n, d] = x.shape;
+  const counts = perWorker(n, shards);
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (!(Number.isInteger(k) && k >= 1 && k <= total))
+    throw new RangeError(`kmeansPlusPlus: k must be an integer in [1, ${total}], got ${k}`);
   const trials = 2 + Math.floor(Math.log(k));
   return clusteringScope(() => {
     // Distances of candidates (rows) to every point (columns), as [-2c, ||c||^2] · [x, 1]^T + ||x||^2 in one addmm.
     const norms = x.square().sum(1).unsqueeze(0);
     const extended = cat([x, ones([n, 1], x.dtype)], 1).t();
-    const squaredDistances = (rows: Tensor) => {
-      const centers = x.index(rows);
-      return norms.addmm(cat([centers.mul(-2), centers.square().sum(1, true)], 1), extended);
+    const squaredDistances = (centers: Tensor) => norms.addmm(cat([centers.mul(-2), centers.square().sum(1, true)], 1), extended);
+    // Rows at (worker, local index): each worker fills in its own, and the sum gives every worker all of them.
+    const rowsAt = (picks: { rank: number; local: Tensor }[]) => {
+      const rows = zeros([picks.length, d], x.dtype);
+      picks.forEach((p, i) => {
+        if (p.rank === shards.rank) rows.narrow(0, i, 1).copy_(x.index(p.local));
+      });
+      shards.sum(rows);
+      return rows;
     };
-    const chosen = zeros([k], 'int64');
-    const first = randint(0, n, [1], generator);
-    chosen.narrow(0, 0, 1).copy_(first);
-    let closest = squaredDistances(first).clamp(0); // 1 x n
+    const centers = zeros([k, d], x.dtype);
+    const first = owner(randint(0, total, [1], generator).item(), counts);
+    const firstRow = rowsAt([{ rank: first.rank, local: tensor([first.offset], { dtype: 'int64' }) }]);
+    centers.narrow(0, 0, 1).copy_(firstRow);
+    let closest = squaredDistances(firstRow).clamp(0); // 1 x n
     for (let c = 1; c < k; c++) {
       const next = tidy(() => {
         const cumulative = closest.cumsum(1, 'float64');
-        const targets = rand([trials, 1], generator, 'float64').mul(cumulative.narrow(1, n - 1, 1));
-        // searchsorted: the number of cumulative sums below each target.
-        const candidates = cumulative
-          .lt(targets)
-          .sum(1)
-          .clamp(0, n - 1);
+        const totals = perWorker(n ? cumulative.narrow(1, n - 1, 1).item() : 0, shards);
+        const targets = rand([trials], generator, 'float64')
+          .mul(totals.reduce((a, b) => a + b, 0))
+          .toArray() as number[];
+        // searchsorted: the number of the worker's cumulative sums below each target's offset in it.
+        const candidates = rowsAt(
+          targets.map((at) => {
+            const { rank, offset } = owner(at, totals);
+            const local =
+              rank === shards.rank
+                ? cumulative
+                    .lt(offset)
+                    .sum(1)
+                    .clamp(0, n - 1)
+                : tensor([0], { dtype: 'int64' });
+            return { rank, local };
+          }),
+        );
         const candidateClosest = closest.minimum(squaredDistances(candidates));
-        const best = candidateClosest.sum(1, false, 'float64').argmin(0, true);
-        chosen.narrow(0, c, 1).copy_(candidates.index(best));
+        const potentials = candidateClosest.sum(1, false, 'float64');
+        shards.sum(potentials);
+        const best = potentials.argmin(0, true);
+        centers.narrow(0, c, 1).copy_(candidates.index(best));
         return candidateClosest.indexSelect(0, best).clamp(0);
       });
       closest.dispose();
       closest = next;
     }
-    return x.index(chosen);
+    return centers;
   });
 }
 
-/** Centroid of each cluster (k x d) and its size (int64 k); empty clusters get a zero row. */
-function clusterMeans(x: Tensor, labels: Tensor, k: number): { means: Tensor; sizes: Tensor } {
+/** Centroid of each cluster (k x d) and its size (int64 k) over all workers; empty clusters get a zero row. */
+function clusterMeans(x: Tensor, labels: Tensor, k: number, shards: Shards): { means: Tensor; sizes: Tensor } {
   const sums = zeros([k, x.shape[1]], x.dtype).indexPut_(labels, x, true);
   const sizes = labels.bincount(null, k);
+  shards.sum(sums);
+  shards.sum(sizes);
   return { means: sums.div(sizes.clamp(1).unsqueeze(1).toDtype(x.dtype)), sizes };
 }
 
@@ -192,22 +256,23 @@ export function lloyd(x: Tensor, initial: Tensor, options: Omit<KMeansOptions, '
   const k = initial.shape[0];
   const maxIterations = options.maxIterations ?? 20;
   const tolerance = options.tolerance ?? 0;
+  const shards = options.shards ?? ALONE;
   return clusteringScope(() => {
     let centroids = initial.clone();
     let splits = 0;
     let iterations = 0;
     let previous = Infinity;
-    const constant = totalSquaredNorm(x);
+    const constant = totalOverWorkers(totalSquaredNorm(x), shards);
     for (;;) {
       const { labels, partial } = assign(x, centroids, options.blockRows);
-      const inertia = Math.max(0, partial.item() + constant);
+      const inertia = Math.max(0, totalOverWorkers(partial, shards) + constant);
       partial.dispose();
       if (iterations === maxIterations || previous - inertia <= tolerance * previous) {
         return { centroids, assignments: labels, inertia, iterations, splits };
       }
       previous = inertia;
       const next = tidy(() => {
-        const { means, sizes } = clusterMeans(x, labels, k);
+        const { means, sizes } = clusterMeans(x, labels, k, shards);
         splits += splitForEmptyClusters(means, sizes.toArray());
         return means;
       });
@@ -226,7 +291,7 @@ export function kmeans(x: Tensor, options: KMeansOptions): KMeansResult {
   const generator = new Generator(options.seed ?? 0);
   let best: KMeansResult | undefined;
   for (let r = 0; r < restarts; r++) {
-    const run = clusteringScope(() => lloyd(x, kmeansPlusPlus(x, options.k, generator), options));
+    const run = clusteringScope(() => lloyd(x, kmeansPlusPlus(x, options.k, generator, options.shards), options));
     if (!best || run.inertia < best.inertia) {
       if (best) disposeResult(best);
       best = run;
@@ -256,18 +321,20 @@ export interface Pca {
  * is below `eps` times the largest (dead channels, fewer samples than features) are dropped, since
  * whitening would blow their rounding noise up to unit variance.
  */
-export function fitPcaWhitening(x: Tensor, dim: number, eps = 1e-6): Pca {
-  const [n, features] = x.shape;
+export function fitPcaWhitening(x: Tensor, dim: number, eps = 1e-6, shards: Shards = ALONE): Pca {
+  const features = x.shape[1];
   if (!(Number.isInteger(dim) && dim >= 1 && dim <= features))
     throw new RangeError(`fitPcaWhitening: dim must be in [1, ${features}], got ${dim}`);
+  const n = totalOverWorkers(x.shape[0], shards);
   return noGrad(() =>
     tidy(() => {
-      const mean = x.mean(0);
+      const sum = x.sum(0);
+      shards.sum(sum);
+      const mean = sum.div(n);
       const centered = x.sub(mean);
-      const covariance = centered
-        .t()
-        .mm(centered)
-        .div(Math.max(1, n - 1));
+      const scatter = centered.t().mm(centered);
+      shards.sum(scatter);
+      const covariance = scatter.div(Math.max(1, n - 1));
       const { eigenvalues, eigenvectors } = linalg.eigh(covariance.toDtype('float64'));
       // eigh sorts ascending; PCA wants the largest variance first.
       const variances = eigenvalues.flip([0]);

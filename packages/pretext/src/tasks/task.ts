@@ -8,6 +8,7 @@ import type { OptimizerConfig, ScheduleConfig, TrainSettings } from '../config/s
 import type { Batch } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
+import type { Shards } from '../util/shards.js';
 
 /** What a task turned a batch into: model inputs, free labels, and anything show() needs. */
 export interface PretextBatch {
@@ -55,8 +56,8 @@ export interface EpochContext {
   batches(options?: { batchSize?: number; share?: boolean }): AsyncIterable<Batch>;
   /** Every rank's rows (dim 0) in rank order, as a new tensor; alone, a copy of its own. */
   gatherRows(rows: Tensor): Promise<Tensor>;
-  /** Writes rank 0's values into this tensor on every rank (decisions all ranks must share); alone, nothing. */
-  fromMain(tensor: Tensor): Promise<void>;
+  /** This rank among the data-parallel ranks, with a sum across them (work on shares: k-means, PCA). */
+  shards: Shards;
   /** Clears optimizer state (momentum, Adam moments) of these parameters in whichever phase holds them. */
   resetOptimizerState(parameters: nn.Parameter[]): void;
   /** Adds scalars to this epoch's logged metrics (metrics.jsonl and the epoch line). */

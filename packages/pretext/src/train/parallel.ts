@@ -23,8 +23,8 @@ export interface Parallel {
   share(indices: Int32Array): Int32Array;
   /** Every rank's rows (dim 0) concatenated in rank order, as a new tensor (rows of any count per rank). */
   gatherRows(rows: Tensor): Promise<Tensor>;
-  /** Writes rank 0's values of this tensor into it on every rank. */
-  fromMain(tensor: Tensor): Promise<void>;
+  /** Sums the tensor over the ranks, in place. */
+  sum(tensor: Tensor): void;
   close(): void;
 }
 
@@ -42,7 +42,7 @@ const alone: Parallel = {
   agree: (values, stop) => ({ values, stop }),
   share: (indices) => indices,
   gatherRows: async (rows) => rows.clone(),
-  fromMain: async () => {},
+  sum: () => {},
   close: () => {},
 };
 
@@ -104,7 +104,7 @@ export async function joinRanks({ threads, syncBatchNorm }: ParallelOptions, log
       for (const t of [...counts, count, padded, ...blocks]) if (t !== rows) t.dispose();
       return gathered;
     },
-    fromMain: (tensor) => torch.distributed.broadcast(tensor, 0, group),
+    sum: (tensor) => torch.distributed.blocking.allReduce([tensor], 'sum', group),
     close() {
       reducer.dispose();
       torch.distributed.destroyProcessGroup(group);

@@ -505,7 +505,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
         imageSize,
       ),
     gatherRows: (rows) => parallel.gatherRows(rows),
-    fromMain: (tensor) => parallel.fromMain(tensor),
+    shards: parallel,
     resetOptimizerState(parameters) {
       for (const opt of Object.values(optimizers)) for (const p of parameters) opt.state.delete(p);
     },

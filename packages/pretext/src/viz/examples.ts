@@ -9,6 +9,7 @@ import { createBackbone } from '../models/index.js';
 import { isClassAnswer, type Answer, type PretextTask, type TaskInstance, type TaskPicture } from '../tasks/task.js';
 import type { Pretrained } from '../train/pretrained.js';
 import { seededRandom, shuffled } from '../util/random.js';
+import { ALONE } from '../util/shards.js';
 
 export interface ExamplesOptions {
   task: PretextTask;
@@ -72,7 +73,7 @@ async function startEpoch(instance: TaskInstance, store: SampleStore, imageSize:
     log: () => undefined,
     batches,
     gatherRows: async (rows) => rows.clone(),
-    fromMain: async () => undefined,
+    shards: ALONE,
     resetOptimizerState: () => undefined,
     record: () => undefined,
   });

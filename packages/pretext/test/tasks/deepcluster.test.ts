@@ -6,6 +6,7 @@ import type { SampleStore } from '../../src/data/store.js';
 import { SmallAlexNet } from '../../src/models/alexnet.js';
 import { deepclusterTask, sobelFilter, uniformOverClusters } from '../../src/tasks/deepcluster.js';
 import type { EpochContext, TaskInstance } from '../../src/tasks/task.js';
+import { ALONE } from '../../src/util/shards.js';
 
 setNumThreads(1);
 
@@ -64,7 +65,7 @@ function fakeContext(store: SampleStore, indices: Int32Array, epoch: number, res
       for (let start = 0; start < indices.length; start += size) yield batchOf(store, indices.subarray(start, start + size), start / size);
     },
     gatherRows: async (rows) => rows.clone(),
-    fromMain: async () => {},
+    shards: ALONE,
     resetOptimizerState: (parameters) => resets.push(parameters),
     record: (metrics) => records.push(metrics),
   };

@@ -123,7 +123,7 @@ test('a rank killed mid-run stops the launcher, which names it and exits non-zer
   assert.ok(performance.now() - killedAt < 60_000);
 });
 
-test("DeepCluster's feature pass split across 2 ranks clusters the same features as 1 process", { timeout: 240_000 }, () => {
+test('DeepCluster split across 2 ranks (features, PCA and k-means on shares) clusters as 1 process does', { timeout: 240_000 }, () => {
   const deepcluster = [
     '--task',
     'deepcluster',
@@ -140,7 +140,8 @@ test("DeepCluster's feature pass split across 2 ranks clusters the same features
     const { inertia, clusterSizeMin, clusterSizeMedian, clusterSizeMax } = epochRecords(out)[0].metrics;
     return { inertia, sizes: [clusterSizeMin, clusterSizeMedian, clusterSizeMax] };
   });
-  // Same initial weights (seed 0) and eval-mode features: the gathered shares are the whole set.
+  // Same initial weights (seed 0) and eval-mode features; the statistics summed over the shares
+  // are the whole set's (a no-op sum fails this: each rank would cluster half the set).
   assert.deepEqual(clusterings[0].sizes, clusterings[1].sizes);
   assert.ok(Math.abs(clusterings[0].inertia - clusterings[1].inertia) <= 1e-4 * clusterings[1].inertia, JSON.stringify(clusterings));
 });
