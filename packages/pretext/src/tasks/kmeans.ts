@@ -162,20 +162,27 @@ export function kmeansPlusPlus(x: Tensor, k: number, generator: Generator, shard
     const norms = x.square().sum(1).unsqueeze(0);
     const extended = cat([x, ones([n, 1], x.dtype)], 1).t();
     const squaredDistances = (centers: Tensor) => norms.addmm(cat([centers.mul(-2), centers.square().sum(1, true)], 1), extended);
-    // Rows at (worker, local index): each worker fills in its own, and the sum gives every worker all of them.
-    const rowsAt = (picks: { rank: number; local: Tensor }[]) => {
-      const rows = zeros([picks.length, d], x.dtype);
-      picks.forEach((p, i) => {
-        if (p.rank === shards.rank) rows.narrow(0, i, 1).copy_(x.index(p.local));
-      });
+    // Rows at global positions drawn from a distribution split over the workers as `totals`: each
+    // worker fills in the rows it holds, found by `localIndex` from their offsets, and the sum
+    // gives every worker all of them.
+    const rowsAt = (positions: number[], totals: number[], localIndex: (offsets: Tensor) => Tensor) => {
+      const rows = zeros([positions.length, d], x.dtype);
+      const picks = positions.map((at) => owner(at, totals));
+      const mine = picks.flatMap((p, i) => (p.rank === shards.rank ? [i] : []));
+      if (mine.length) {
+        const offsets = tensor(
+          mine.map((i) => picks[i].offset),
+          { dtype: 'float64' },
+        ).unsqueeze(1);
+        rows.indexPut_(tensor(mine, { dtype: 'int64' }), x.index(localIndex(offsets)));
+      }
       shards.sum(rows);
       return rows;
     };
     const centers = zeros([k, d], x.dtype);
-    const first = owner(randint(0, total, [1], generator).item(), counts);
-    const firstRow = rowsAt([{ rank: first.rank, local: tensor([first.offset], { dtype: 'int64' }) }]);
-    centers.narrow(0, 0, 1).copy_(firstRow);
-    let closest = squaredDistances(firstRow).clamp(0); // 1 x n
+    const first = rowsAt([randint(0, total, [1], generator).item()], counts, (offsets) => offsets.squeeze(1).toDtype('int64'));
+    centers.narrow(0, 0, 1).copy_(first);
+    let closest = squaredDistances(first).clamp(0); // 1 x n
     for (let c = 1; c < k; c++) {
       const next = tidy(() => {
         const cumulative = closest.cumsum(1, 'float64');
@@ -184,18 +191,11 @@ export function kmeansPlusPlus(x: Tensor, k: number, generator: Generator, shard
           .mul(totals.reduce((a, b) => a + b, 0))
           .toArray() as number[];
         // searchsorted: the number of the worker's cumulative sums below each target's offset in it.
-        const candidates = rowsAt(
-          targets.map((at) => {
-            const { rank, offset } = owner(at, totals);
-            const local =
-              rank === shards.rank
-                ? cumulative
-                    .lt(offset)
-                    .sum(1)
-                    .clamp(0, n - 1)
-                : tensor([0], { dtype: 'int64' });
-            return { rank, local };
-          }),
+        const candidates = rowsAt(targets, totals, (offsets) =>
+          cumulative
+            .lt(offsets)
+            .sum(1)
+            .clamp(0, n - 1),
         );
         const candidateClosest = closest.minimum(squaredDistances(candidates));
         const potentials = candidateClosest.sum(1, false, 'float64');
