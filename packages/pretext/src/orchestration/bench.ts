@@ -3,6 +3,7 @@
 // protocols at all labels and at K labels per class; one table per dataset, written as markdown,
 // JSON and SVG charts. Every row records its config and seed.
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { makeDirectory, type Tensor } from '@pretext/torch';
 import { resolveDataset } from '../data/datasets.js';
 import { datasetStats } from '../data/loader.js';
@@ -10,7 +11,7 @@ import type { SampleStore } from '../data/store.js';
 import type { Backbone } from '../models/backbone.js';
 import { z } from 'zod';
 import { budgetSchema, readConfigFile, validate, type TrainConfigInput } from '../config/schema.js';
-import { loadPretrained } from '../train/pretrained.js';
+import { loadPretrained, type Pretrained } from '../train/pretrained.js';
 import { loadPretrainedModule } from '../eval/pretrained-module.js';
 import { formatBudget } from '../util/budget.js';
 import { train as pretrain } from '../train/trainer.js';
@@ -272,11 +273,30 @@ async function evaluateRow(
   return { block, cells, ...layerSummary };
 }
 
-/** Pretraining budget of an existing run, from its config and epoch records. */
-function runBudget(runDir: string, epochs: number): BenchRowResult['pretraining'] {
+/**
+ * What the probed checkpoint of an existing run (its best, else its latest) had cost: epochs,
+ * steps, images and CPU minutes from the checkpoint, the budget from the run's config.
+ */
+function runBudget(runDir: string, loaded: Pretrained): BenchRowResult['pretraining'] {
+  const { step, info = {} } = JSON.parse(readFileSync(loaded.checkpoint, 'utf8')) as {
+    step?: number;
+    info?: { cpuSeconds?: number; budgetSpent?: number; imagesSeen?: number };
+  };
+  const { samples } = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8')) as { samples?: number };
+  const { budget } = loaded.config;
+  // Runs from before checkpoints kept their CPU seconds: a CPU budget's spending is the same clock.
+  const cpuSeconds = info.cpuSeconds ?? (budget?.cpuMinutes !== undefined ? info.budgetSpent : undefined);
   const records = readEpochRecords(runDir);
-  const seconds = records.reduce((s, r) => s + (r.seconds ?? 0), 0);
-  return { epochs, steps: records.at(-1)?.steps, wallMinutes: seconds ? seconds / 60 : undefined, runDir };
+  const wallSeconds = records.reduce((s, r) => s + (r.seconds ?? 0), 0);
+  return {
+    epochs: info.imagesSeen !== undefined && samples ? info.imagesSeen / samples : (records.at(-1)?.epoch ?? 0),
+    steps: step ?? records.at(-1)?.steps,
+    imagesSeen: info.imagesSeen,
+    cpuMinutes: cpuSeconds === undefined ? undefined : cpuSeconds / 60,
+    wallMinutes: cpuSeconds === undefined && wallSeconds ? wallSeconds / 60 : undefined,
+    budget: budget && formatBudget(budget),
+    runDir,
+  };
 }
 
 /**
@@ -345,7 +365,7 @@ async function pretextRow(ctx: DatasetContext, row: BenchRow, options: BenchOpti
     };
   }
   const loaded = loadPretrainedModule(runDir);
-  pretraining ??= runBudget(runDir, loaded.config.epochs);
+  pretraining ??= runBudget(runDir, loaded);
   options.log?.(`evaluating ${row.name} (${loaded.config.task}, ${loaded.config.backbone}) on ${ctx.dataset}`);
   const model = {
     backbone: loaded.backbone,
@@ -465,8 +485,9 @@ function budgetText(row: BenchRowResult): string {
   const p = row.pretraining;
   if (!p) return row.kind === 'random' ? 'none' : 'labels';
   const parts = [
-    row.kind === 'supervised' ? `labels, budget ${p.budget}` : '',
-    `${p.epochs} ep`,
+    row.kind === 'supervised' ? 'labels' : '',
+    p.budget ? `budget ${p.budget}` : '',
+    `${Number.isInteger(p.epochs) ? p.epochs : p.epochs.toFixed(2)} ep`,
     p.steps === undefined ? '' : `${p.steps} steps`,
     p.cpuMinutes === undefined ? '' : `${p.cpuMinutes.toFixed(1)} CPU min`,
   ];

@@ -125,7 +125,10 @@ test('the benchmark writes a table with the pretext row, both baselines and the 
   // The supervised row has no by-block pass: it reads the default block (a ResNet's last).
   assert.equal(result.rows[2].block, 'layer4');
   assert.equal(rotation.seed, 0);
+  // What the probed checkpoint had cost, read from it: epochs from its images, its CPU minutes.
   assert.equal(rotation.pretraining!.epochs, 1);
+  assert.equal(rotation.pretraining!.steps, 8);
+  assert.ok(rotation.pretraining!.cpuMinutes! > 0 && rotation.pretraining!.cpuMinutes! < 5, JSON.stringify(rotation.pretraining));
   const md = readFileSync(join(out, 'results.md'), 'utf8');
   assert.match(md, /\| rotation \| 1 ep, 8 steps/);
   assert.match(md, /\| random init \| none \|/);
