@@ -442,14 +442,16 @@ examples/load_in_pytorch.py defines the NIN and CIFAR ResNet modules and checks 
 
 const bench: Command = {
   summary: 'reproduce the results table: tasks and baselines under the protocols',
-  help: `pretext bench --config bench.yaml --out results/
+  help: `pretext bench --config bench.yaml --out results/ [--resume]
 
 The config lists rows (a name with run folders or a pretrain config), datasets, protocols,
-labels per class, the block and subsets; see bench/ for the configs behind the README table.`,
-  options: { config: { type: 'string' }, out: { type: 'string' } },
+labels per class, the block and subsets; see bench/ for the configs behind the README table.
+results.md and results.json are rewritten after every row; --resume keeps the rows they hold
+(same settings) and evaluates only the rest.`,
+  options: { config: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' } },
   async run(values) {
     const config = readBenchConfig(required(values, 'config'));
-    const result = await runBench({ ...config, out: str(values.out) ?? config.out, log: logLine });
+    const result = await runBench({ ...config, out: str(values.out) ?? config.out, resume: values.resume === true, log: logLine });
     console.log(`wrote ${result.files.join(', ')}`);
   },
 };

@@ -3,7 +3,7 @@
 // protocols at all labels and at K labels per class; one table per dataset, written as markdown,
 // JSON and SVG charts. Every row records its config and seed.
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { makeDirectory, type Tensor } from '@pretext/torch';
 import { resolveDataset } from '../data/datasets.js';
 import { datasetStats } from '../data/loader.js';
@@ -71,6 +71,8 @@ export interface BenchOptions {
   testLimit?: number;
   protocolOptions?: Omit<ProtocolOptions, 'labelsPerClass' | 'seed'>;
   supervised?: SupervisedOptions;
+  /** Reuse the finished rows of an earlier run of the same bench in `out` (its results.json). */
+  resume?: boolean;
   log?: (line: string) => void;
 }
 
@@ -138,6 +140,8 @@ interface DatasetContext {
   testRows: Int32Array;
   /** Random-init rows of networks other than the shared baseline, by architecture and input. */
   ownRandomRows: Map<string, BenchRowResult>;
+  /** A finished row of an earlier run of this bench (--resume), instead of evaluating it again. */
+  reuse(match: (row: BenchRowResult) => boolean): BenchRowResult | undefined;
 }
 
 function defaultBlock(backbone: Backbone, block?: string): string {
@@ -304,8 +308,13 @@ function runBudget(runDir: string, loaded: Pretrained): BenchRowResult['pretrain
  * (another backbone, input channels or side, or an input mapping such as colorization's L): the
  * same architecture fed the same way, so that the row's margin compares like with like.
  */
+/** Where a row's run is: the run folder it names, or where the bench pretrains it. */
+const rowRunDir = (ctx: DatasetContext, row: BenchRow, options: BenchOptions) =>
+  row.runs?.[ctx.dataset] ?? join(options.out, 'runs', `${ctx.dataset}-${row.name}`);
+
 async function pretextRows(ctx: DatasetContext, row: BenchRow, options: BenchOptions, baseline: string): Promise<BenchRowResult[]> {
-  const result = await pretextRow(ctx, row, options);
+  const ranFrom = (r: BenchRowResult) => r.config.runDir === rowRunDir(ctx, row, options);
+  const result = ctx.reuse((r) => r.kind === 'pretext' && r.name === row.name && ranFrom(r)) ?? (await pretextRow(ctx, row, options));
   const runDir = result.config.runDir as string;
   const seed = options.seed ?? 0;
   const random = loadPretrainedModule(runDir, { randomSeed: seed });
@@ -317,6 +326,13 @@ async function pretextRows(ctx: DatasetContext, row: BenchRow, options: BenchOpt
   if (!own || options.baselines?.random === false) return [result];
   // Rows that share a network (jigsaw and context, both NIN-4 at 64 px) share its random-init row.
   const key = random.encoderInput ? undefined : `${random.config.backbone}|${random.imageSize}|${random.backbone.inChannels}`;
+  const reused = ctx.reuse((r) => r.kind === 'random' && ranFrom(r));
+  if (reused) {
+    // Named again as rows come to share it.
+    reused.name = `random init (${row.name})`;
+    if (key !== undefined) ctx.ownRandomRows.set(key, reused);
+    return [result, reused];
+  }
   const shared = key === undefined ? undefined : ctx.ownRandomRows.get(key);
   if (shared) {
     shared.name = `${shared.name.slice(0, -1)}, ${row.name})`;
@@ -540,6 +556,20 @@ function markdown(result: BenchResult, datasets: string[]): string {
   return lines.join('\n') + '\n';
 }
 
+/** The rows of an earlier run of the same bench in `json` (none if there is no file); other settings are refused. */
+function earlierRows(json: string, current: BenchResult): BenchRowResult[] {
+  if (!existsSync(json)) return [];
+  const earlier = JSON.parse(readFileSync(json, 'utf8')) as BenchResult;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const { datasets: _d, ...settings } = current.settings;
+  const { datasets: _e, ...earlierSettings } = earlier.settings;
+  if (!same(settings, earlierSettings) || !same(current.columns, earlier.columns))
+    throw new Error(
+      `--resume: ${json} was written with other settings (${JSON.stringify(earlierSettings)}); give another --out or leave out --resume`,
+    );
+  return earlier.rows;
+}
+
 /** Runs the benchmark and writes results.md, results.json and a chart per dataset into `options.out`. */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (!options.rows.length && options.baselines?.random === false && options.baselines?.supervised === false)
@@ -564,6 +594,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       seed,
       trainLimit: options.trainLimit,
       testLimit: options.testLimit,
+      layers: options.layers ?? true,
+      layerPools: options.layerPools,
+      protocolOptions: options.protocolOptions,
+      supervised: options.supervised,
     },
     columns,
     rows,
@@ -571,6 +605,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   };
   const md = join(options.out, 'results.md');
   const json = join(options.out, 'results.json');
+  const previous = options.resume ? earlierRows(json, result) : [];
   // Written again after every row, so that a long bench stopped midway keeps the rows it finished.
   const save = () => {
     writeText(md, markdown(result, datasets));
@@ -590,10 +625,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       trainRows: options.trainLimit ? subsetIndices(train.n, options.trainLimit, seed) : allRows(train.n),
       testRows: options.testLimit ? subsetIndices(test.n, options.testLimit, seed) : allRows(test.n),
       ownRandomRows: new Map(),
+      reuse(match) {
+        const found = previous.find((r) => r.dataset === dataset && match(r));
+        if (found) options.log?.(`reusing row '${found.name}' of ${dataset} from the earlier ${json}`);
+        return found;
+      },
     };
     for (const row of options.rows) add(...(await pretextRows(ctx, row, options, backboneName)));
-    if (options.baselines?.random !== false) add(await randomRow(ctx, backboneName, options));
-    if (options.baselines?.supervised !== false) add(await supervisedRow(ctx, backboneName, options));
+    if (options.baselines?.random !== false)
+      add(ctx.reuse((r) => r.kind === 'random' && r.name === 'random init') ?? (await randomRow(ctx, backboneName, options)));
+    if (options.baselines?.supervised !== false)
+      add(ctx.reuse((r) => r.kind === 'supervised') ?? (await supervisedRow(ctx, backboneName, options)));
     const datasetRows = rows.filter((r) => r.dataset === dataset);
     const chart = join(options.out, `chart-${dataset}.svg`);
     files.push(

@@ -172,17 +172,13 @@ test('a row whose network differs from the shared baseline gets its own random-i
   assert.equal(matched.cells.knn.result.trainSamples, 200);
 });
 
-test('a bench that stops midway keeps the rows it finished', async () => {
+test('a bench that stops midway keeps the rows it finished, and --resume evaluates only the rest', async () => {
   const out = join(dir, 'bench-stopped');
+  const settings = { out, datasets: ['fashion-mnist'], protocols: ['knn' as const], layers: false, baselines: { supervised: false } };
+  const limits = { trainLimit: 200, testLimit: 100, protocolOptions: { knn: { k: 10 } } };
+  const done = { name: 'done', runs: { 'fashion-mnist': runDir } };
   await assert.rejects(
-    runBench({
-      ...{ out, datasets: ['fashion-mnist'], protocols: ['knn'], layers: false, baselines: { supervised: false } },
-      rows: [
-        { name: 'done', runs: { 'fashion-mnist': runDir } },
-        { name: 'gone', runs: { 'fashion-mnist': join(dir, 'no-such-run') } },
-      ],
-      ...{ trainLimit: 200, testLimit: 100, protocolOptions: { knn: { k: 10 } }, log: quiet },
-    }),
+    runBench({ ...settings, ...limits, rows: [done, { name: 'gone', runs: { 'fashion-mnist': join(dir, 'no-such-run') } }], log: quiet }),
     /no-such-run/,
   );
   const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as BenchResult;
@@ -192,4 +188,22 @@ test('a bench that stops midway keeps the rows it finished', async () => {
   );
   assert.ok(saved.rows[0].cells.knn.top1 > 10);
   assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| done \|/);
+
+  const lines: string[] = [];
+  const resumed = await runBench({
+    ...{ ...settings, ...limits, resume: true, log: (l: string) => lines.push(l) },
+    rows: [done, { name: 'again', runs: { 'fashion-mnist': runDir } }],
+  });
+  assert.deepEqual(
+    resumed.rows.map((r) => r.name),
+    ['done', 'again', 'random init'],
+  );
+  assert.deepEqual(resumed.rows[0], saved.rows[0], 'the finished row is kept as it was');
+  assert.ok(lines.some((l) => /reusing row 'done'/.test(l)));
+  assert.ok(lines.some((l) => /evaluating again/.test(l)) && !lines.some((l) => /evaluating done/.test(l)));
+  // Another protocol setting cannot reuse those rows.
+  await assert.rejects(
+    runBench({ ...settings, ...limits, protocolOptions: { knn: { k: 5 } }, resume: true, rows: [done], log: quiet }),
+    /--resume: .*results\.json was written with other settings/,
+  );
 });
