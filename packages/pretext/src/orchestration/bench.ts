@@ -692,6 +692,7 @@ const benchConfigSchema = z
         batchSize: z.number().int().positive().optional(),
         lr: z.number().positive().optional(),
         weightDecay: z.number().min(0).optional(),
+        precision: z.enum(['fp32', 'bf16']).optional(),
       })
       .strict()
       .optional(),
