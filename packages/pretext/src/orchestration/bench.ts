@@ -286,14 +286,13 @@ function runBudget(runDir: string, loaded: Pretrained): BenchRowResult['pretrain
     step?: number;
     info?: { cpuSeconds?: number; budgetSpent?: number; imagesSeen?: number };
   };
-  const { samples } = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8')) as { samples?: number };
   const { budget } = loaded.config;
   // Runs from before checkpoints kept their CPU seconds: a CPU budget's spending is the same clock.
   const cpuSeconds = info.cpuSeconds ?? (budget?.cpuMinutes !== undefined ? info.budgetSpent : undefined);
   const records = readEpochRecords(runDir);
   const wallSeconds = records.reduce((s, r) => s + (r.seconds ?? 0), 0);
   return {
-    epochs: info.imagesSeen !== undefined && samples ? info.imagesSeen / samples : (records.at(-1)?.epoch ?? 0),
+    epochs: info.imagesSeen !== undefined && loaded.samples ? info.imagesSeen / loaded.samples : (records.at(-1)?.epoch ?? 0),
     steps: step ?? records.at(-1)?.steps,
     imagesSeen: info.imagesSeen,
     cpuMinutes: cpuSeconds === undefined ? undefined : cpuSeconds / 60,

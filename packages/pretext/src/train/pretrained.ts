@@ -27,6 +27,8 @@ export interface Pretrained {
   normalization: { mean: number[]; std: number[] };
   /** The side the run trained at (data.json; config.imageSize may be unset, meaning the data's own). */
   imageSize: number;
+  /** Training samples of an epoch (data.json). */
+  samples: number;
 }
 
 export { findCheckpoint } from '../util/run-files.js';
@@ -48,5 +50,13 @@ export function loadPretrained(path: string, options: { store?: SampleStore } = 
   const restored = loadModuleWeights(sidecar, instance.modules);
   if (restored.taskState) instance.loadState?.(restored.taskState);
   for (const m of Object.values(instance.modules)) m.eval();
-  return { config, instance, backbone, checkpoint: sidecar, normalization: { mean: data.mean, std: data.std }, imageSize: data.imageSize };
+  return {
+    config,
+    instance,
+    backbone,
+    checkpoint: sidecar,
+    normalization: { mean: data.mean, std: data.std },
+    imageSize: data.imageSize,
+    samples: data.samples,
+  };
 }
