@@ -17,7 +17,7 @@ export { Generator, manualSeed, defaultGenerator } from './generator.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, autocast } from './autograd.js';
 export * as autograd from './autograd.js';
-export { setNumThreads, getNumThreads, runtimeInfo, cuda, cpuCache } from './runtime.js';
+export { setNumThreads, getNumThreads, runtimeInfo, cuda, cpu, cpuCache, cpuinfoHasBf16 } from './runtime.js';
 export type { CpuCacheStats } from './handle.js';
 export * as nn from './nn/index.js';
 export * as linalg from './linalg.js';

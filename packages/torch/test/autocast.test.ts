@@ -57,3 +57,14 @@ test('nesting and errors restore the state before the scope', () => {
   });
   assert.equal(linear.forward(x).dtype, 'float32');
 });
+
+test('native bfloat16 is read from the CPU flags: AVX512-BF16 or AMX, not plain AVX512', () => {
+  const cpuinfo = (flags: string) => `processor\t: 0\nmodel name\t: test\nflags\t\t: ${flags}\n\nprocessor\t: 1\nflags\t\t: ${flags}\n`;
+  assert.equal(torch.cpuinfoHasBf16(cpuinfo('fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni')), true);
+  assert.equal(torch.cpuinfoHasBf16(cpuinfo('fpu sse2 avx2 amx_tile amx_bf16 amx_int8')), true);
+  assert.equal(torch.cpuinfoHasBf16(cpuinfo('fpu sse2 avx2 avx512f avx512bw avx512_vnni')), false);
+  // A flag's name inside another's does not count, nor does a line other than flags.
+  assert.equal(torch.cpuinfoHasBf16('model name\t: avx512_bf16 special\nflags\t\t: avx512_bf16x avx2\n'), false);
+  assert.equal(torch.cpuinfoHasBf16(''), false);
+  assert.equal(typeof torch.cpu.isBf16Supported(), 'boolean');
+});
