@@ -139,7 +139,8 @@ const pretrain: Command = {
   --set key.path=VAL   override any config field (repeatable), e.g. --set optimizer.momentum=0.8
   --budget B           stop at B of compute: 30cpu-min (CPU time, all threads) or 15min (wall clock);
                        the schedule is laid out over the steps B buys (measured at the start)
-  --precision bf16     forward passes under CPU autocast to bfloat16 (default fp32)
+  --precision P        auto (default): bf16 where the CPU has native bfloat16 (AVX512-BF16, AMX), else fp32;
+                       bf16: forward passes under CPU autocast to bfloat16; fp32
   --nproc N            data-parallel over N local worker processes (gloo); under torchrun, workers read
                        RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT
   --sync-bn            with several ranks, BatchNorm statistics over all of their batches (SyncBatchNorm)

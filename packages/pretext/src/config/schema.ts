@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { PRECISIONS } from '../util/precision.js';
 
 const lr = z.number().positive();
 const weightDecay = z.number().min(0).default(0);
@@ -124,8 +125,12 @@ export const trainConfigSchema = z
       .default({ factor: 100, afterSteps: 50 }),
     gradClip: z.number().positive().optional(),
     seed: z.number().int().nonnegative().default(0),
-    /** 'bf16' runs each phase's forward and loss under CPU autocast to bfloat16 (fast on AVX512-BF16 and AMX CPUs). */
-    precision: z.enum(['fp32', 'bf16']).default('fp32'),
+    /**
+     * 'bf16' runs each phase's forward and loss under CPU autocast to bfloat16 (fast on AVX512-BF16
+     * and AMX CPUs); 'auto' (default) is bf16 on such a CPU and fp32 elsewhere, decided when the
+     * config is resolved, so a run's saved config holds what it used.
+     */
+    precision: z.enum(PRECISIONS).default('auto'),
     /** Before the first step, estimate a step's peak memory from dry steps and refuse a run that would not fit. */
     memoryCheck: z.boolean().default(true),
     /** Bit-exact resumption: fixes the thread count and restores every RNG and loader position. */

@@ -1,7 +1,8 @@
 // Whole-network training with labels: fine-tuning a pretrained backbone plus a linear head, and the
 // supervised baseline (the same loop from a seeded random init, on all labels or K per class).
 import { BudgetPlan, formatBudget, type BudgetSetting } from '../util/budget.js';
-import { autocast, manualSeed, nn, noGrad, optim, tidy, type Tensor } from '@pretext/torch';
+import { withPrecision, type Precision } from '../util/precision.js';
+import { manualSeed, nn, noGrad, optim, tidy, type Tensor } from '@pretext/torch';
 import type { AugmentSpec } from '../data/augment.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
 import type { SampleStore } from '../data/store.js';
@@ -61,7 +62,7 @@ export interface SupervisedOptions {
    */
   budget?: BudgetSetting & { calibrationSteps?: number };
   /** 'bf16': forward passes under CPU autocast to bfloat16, as pretraining with --precision bf16 (default 'fp32'). */
-  precision?: 'fp32' | 'bf16';
+  precision?: Precision;
   minSteps?: number;
   batchSize?: number;
   /** SGD with Nesterov momentum 0.9 and a cosine decay (default lr 0.1, weight decay 5e-4). */
@@ -126,7 +127,7 @@ export async function trainSupervised(backbone: Backbone, store: SampleStore, op
         total += tidy(() => {
           opt.zeroGrad();
           const forward = () => nn.functional.crossEntropy(classifier.forward(batch.images), batch.labels);
-          const loss = options.precision === 'bf16' ? autocast('cpu', 'bfloat16', forward) : forward();
+          const loss = withPrecision(options.precision ?? 'fp32', forward);
           loss.backward();
           opt.step();
           schedule.step();

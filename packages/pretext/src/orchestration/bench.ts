@@ -14,6 +14,7 @@ import { budgetSchema, readConfigFile, validate, type TrainConfigInput } from '.
 import { loadPretrained, type Pretrained } from '../train/pretrained.js';
 import { loadPretrainedModule } from '../eval/pretrained-module.js';
 import { formatBudget } from '../util/budget.js';
+import { PRECISIONS, resolvePrecision, type PrecisionSetting } from '../util/precision.js';
 import { train as pretrain } from '../train/trainer.js';
 import { subsetIndices } from '../util/random.js';
 import { extractFeatures, extractLayerFeatures, type Pool } from '../eval/features.js';
@@ -70,7 +71,8 @@ export interface BenchOptions {
   trainLimit?: number;
   testLimit?: number;
   protocolOptions?: Omit<ProtocolOptions, 'labelsPerClass' | 'seed'>;
-  supervised?: SupervisedOptions;
+  /** Its precision 'auto' (default) as a pretraining run's. */
+  supervised?: Omit<SupervisedOptions, 'precision'> & { precision?: PrecisionSetting };
   /** Reuse the finished rows of an earlier run of the same bench in `out` (its results.json). */
   resume?: boolean;
   log?: (line: string) => void;
@@ -433,7 +435,9 @@ async function supervisedRow(ctx: DatasetContext, backboneName: string, options:
   const cells: Record<string, BenchCell> = {};
   let block = '';
   let pretraining: BenchRowResult['pretraining'];
-  const { budget, ...supervised } = options.supervised ?? {};
+  const { budget, precision: setting = 'auto', ...rest } = options.supervised ?? {};
+  // As the pretext rows: bf16 where this CPU computes it natively, unless the config says otherwise.
+  const supervised = { ...rest, precision: resolvePrecision(setting) };
   for (const k of allBudgets(options)) {
     const rows = lowShotStoreRows(ctx.train, ctx.trainRows, { labelsPerClass: k, seed });
     options.log?.(
@@ -478,7 +482,13 @@ async function supervisedRow(ctx: DatasetContext, backboneName: string, options:
     name: 'supervised',
     kind: 'supervised',
     seed,
-    config: { backbone: backboneName, seed, ...options.supervised, labelsPerClass: options.labelsPerClass ?? [] },
+    config: {
+      backbone: backboneName,
+      seed,
+      ...options.supervised,
+      precision: supervised.precision,
+      labelsPerClass: options.labelsPerClass ?? [],
+    },
     pretraining,
     block,
     cells,
@@ -691,7 +701,7 @@ const benchConfigSchema = z
         batchSize: z.number().int().positive().optional(),
         lr: z.number().positive().optional(),
         weightDecay: z.number().min(0).optional(),
-        precision: z.enum(['fp32', 'bf16']).optional(),
+        precision: z.enum(PRECISIONS).optional(),
       })
       .strict()
       .optional(),

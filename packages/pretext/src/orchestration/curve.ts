@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { makeDirectory } from '@pretext/torch';
 import { evaluate, type EvalOptions } from '../eval/protocols.js';
+import { resolvePrecision } from '../util/precision.js';
 import { listCheckpoints } from '../util/run-files.js';
 import { lineChartSvg, writeText } from '../viz/svg.js';
 
@@ -66,7 +67,8 @@ export async function accuracyCurve(options: CurveOptions): Promise<CurveResult>
   if (supervised?.length) {
     result.supervised = [];
     for (const cpuMinutes of [...supervised].sort((a, b) => a - b)) {
-      const finetune = { ...protocol.finetune, budget: { cpuMinutes } };
+      // At the precision a pretraining run takes by default (bf16 where this CPU computes it natively).
+      const finetune = { precision: resolvePrecision('auto'), ...protocol.finetune, budget: { cpuMinutes } };
       // The whole network, its head on the last block.
       const baseline = {
         ...protocol,

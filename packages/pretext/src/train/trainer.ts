@@ -13,6 +13,7 @@ import { backbones, createBackbone } from '../models/index.js';
 import { getTask } from '../tasks/registry.js';
 import type { EpochContext, OptimizerPhase, PretextTask, TaskInstance } from '../tasks/task.js';
 import { BudgetPlan, formatBudget } from '../util/budget.js';
+import { resolvePrecision, withPrecision } from '../util/precision.js';
 import { subsetIndices } from '../util/random.js';
 import { checkStepMemory, dryStep, estimateStepMemory, tensorBytes, type DryStepInput, type StepMemoryEstimate } from './memory.js';
 import { joinRanks } from './parallel.js';
@@ -72,6 +73,7 @@ export function resolveConfig(input: TrainConfigInput | Record<string, unknown>)
   const merged = mergeConfig(task.defaults as Record<string, unknown>, input as Record<string, unknown>);
   const config = validate(trainConfigSchema, merged);
   config.taskOptions = validate(task.options, config.taskOptions, `taskOptions of '${task.name}'`) as Record<string, unknown>;
+  config.precision = resolvePrecision(config.precision);
   if (!(config.backbone in backbones)) {
     throw new ConfigError(
       `config field 'backbone' = "${config.backbone}": unknown backbone; valid backbones: ${Object.keys(backbones).join(', ')}`,
@@ -485,9 +487,10 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
   const watchdog = new Watchdog(config.divergence, task.collapse, log);
   const modelName = `${config.backbone}, ${backbone.numParameters().toLocaleString('en-US')} backbone parameters`;
   const budgetNote = config.budget ? `, budget ${formatBudget(config.budget)}` : '';
+  const precision = resolvePrecision(config.precision);
   log(
     `pretraining ${task.name} on ${config.data} (${trainIndices.length} images of ${imageSize}x${imageSize}, batch ${config.batchSize}, ` +
-      `${stepsPerEpoch} steps/epoch) with ${modelName}, ${torch.getNumThreads()} threads${config.precision === 'bf16' ? ', bf16 autocast' : ''}${budgetNote}`,
+      `${stepsPerEpoch} steps/epoch) with ${modelName}, ${torch.getNumThreads()} threads${precision === 'bf16' ? ', bf16 autocast' : ', float32'}${budgetNote}`,
   );
 
   const context = (epoch: number, resumed: boolean, extra: Record<string, number>): EpochContext => ({
@@ -542,7 +545,7 @@ export async function train(input: TrainConfigInput | Record<string, unknown>, o
             withOnlyGrads(new Set(phase.parameters), allParameters, () => {
               opt.zeroGrad();
               const forward = () => instance.step(prepared, phase.name);
-              const { loss, metrics } = config.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward();
+              const { loss, metrics } = withPrecision(precision, forward);
               loss.backward();
               parallel.syncGradients(phase.parameters);
               if (config.gradClip) torch.optim.clipGradNorm_(phase.parameters, config.gradClip);

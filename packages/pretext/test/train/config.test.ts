@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { cpu } from '@pretext/torch';
 import { ConfigError, mergeConfig, parseAssignment, readConfigFile } from '../../src/config/schema.js';
 import { resolveConfig } from '../../src/train/trainer.js';
+import { resolvePrecision } from '../../src/util/precision.js';
 import { tempDir } from '../temp.js';
 
 const base = { task: 'rotation', data: 'synthetic', out: '/tmp/x' };
@@ -76,4 +78,27 @@ test('a config file extends another through base, its own fields merged over it'
   assert.throws(() => readConfigFile(join(dir, 'odd.yaml')), /field 'base' must be a file path, got 3/);
   writeFileSync(join(dir, 'gone.yaml'), 'base: nowhere.yaml\n');
   assert.throws(() => readConfigFile(join(dir, 'gone.yaml')), /cannot read config file .*nowhere\.yaml/);
+});
+
+test("precision 'auto' (the default) becomes bf16 on a CPU with native bfloat16 and fp32 elsewhere; explicit settings stay", () => {
+  assert.equal(
+    resolvePrecision('auto', () => true),
+    'bf16',
+  );
+  assert.equal(
+    resolvePrecision('auto', () => false),
+    'fp32',
+  );
+  assert.equal(
+    resolvePrecision('fp32', () => true),
+    'fp32',
+  );
+  assert.equal(
+    resolvePrecision('bf16', () => false),
+    'bf16',
+  );
+  // The resolved config (and so the run's saved config.json) holds what this machine runs.
+  assert.equal(resolveConfig(base).precision, cpu.isBf16Supported() ? 'bf16' : 'fp32');
+  assert.equal(resolveConfig({ ...base, precision: 'fp32' }).precision, 'fp32');
+  assert.throws(() => resolveConfig({ ...base, precision: 'fp16' }), /field 'precision' = "fp16": .*"auto"/);
 });

@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFile
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { after, test } from 'node:test';
-import { nn, safetensors, tensor, type Tensor } from '@pretext/torch';
+import { cpu, nn, safetensors, tensor, type Tensor } from '@pretext/torch';
 import { z } from 'zod';
 import { datasetStats, disposeBatch, type Batch } from '../../src/data/loader.js';
 import { writeStore } from '../../src/data/store.js';
@@ -391,14 +391,19 @@ test('a budgeted run stops at the budget with the schedule decayed to its end', 
   assert.ok(sidecar.info.budgetSpent > 0);
 });
 
-test('--precision bf16 runs every phase under CPU autocast', async () => {
+test("--precision bf16 runs every phase under CPU autocast, fp32 none, and 'auto' (the default) as this CPU decides", async () => {
   const out = tempDir();
   const { lines } = await run({ out, epochs: 1, limit: 16, precision: 'bf16' }, indexStore(16));
   assert.ok(trace.dtypes.length > 0 && trace.dtypes.every((d) => d === 'bfloat16'), trace.dtypes.join());
   assert.ok(lines.some((l) => /bf16 autocast/.test(l)));
-  await run({ out: tempDir(), epochs: 1, limit: 16 }, indexStore(16));
+  await run({ out: tempDir(), epochs: 1, limit: 16, precision: 'fp32' }, indexStore(16));
   const plain: string[] = trace.dtypes;
-  assert.ok(plain.every((d) => d === 'float32'));
+  assert.ok(plain.length > 0 && plain.every((d) => d === 'float32'), plain.join());
+  const auto = tempDir();
+  await run({ out: auto, epochs: 1, limit: 16 }, indexStore(16));
+  const expected = cpu.isBf16Supported() ? 'bfloat16' : 'float32';
+  assert.ok(trace.dtypes.length > 0 && trace.dtypes.every((d) => d === expected), trace.dtypes.join());
+  assert.equal(JSON.parse(readFileSync(join(auto, 'config.json'), 'utf8')).precision, expected === 'bfloat16' ? 'bf16' : 'fp32');
 });
 
 test('before the first step, a dry-step memory estimate is logged (and the dry steps leave no trace in training)', async () => {

@@ -44,6 +44,9 @@ const args = (out: string, epochs: number, extra: string[] = [], task = ['--task
   String(epochs),
   '--threads',
   '1',
+  // The comparisons with one process hold to float32's rounding: not left to 'auto', which is bf16 on some CPUs.
+  '--precision',
+  'fp32',
   '--out',
   out,
   ...extra,
