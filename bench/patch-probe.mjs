@@ -3,12 +3,15 @@
 // cells of each image, the centre `--tile` pixels of each cell normalized on its own (jigsaw's tiles
 // are), every block's map globally pooled per tile and laid out 3x3, then the linear probe (2x2 grid)
 // by block, as `pretext eval --layer all`. `--whole` reads the whole image instead, and `--size S`
-// feeds the images at S pixels (the run's own size by default).
+// feeds the images at S pixels (the run's own size by default). `--recalibrate-bn N` first
+// re-estimates the BatchNorm running statistics on N unlabeled train images as the probe feeds them
+// (momentum 0.1 over batches of 128), in case tile statistics do not fit whole images.
 //
-// node bench/patch-probe.mjs --checkpoint runs/jigsaw-gap-30 [--init random] [--tile 21] [--whole] [--size 32]
+// node bench/patch-probe.mjs --checkpoint runs/jigsaw-gap-30 [--init random] [--tile 21] [--whole] [--size 32] [--recalibrate-bn 6400]
 import { parseArgs } from 'node:util';
-import { setNumThreads, stack } from '@pretext/torch';
+import { noGrad, setNumThreads, stack, tidy } from '@pretext/torch';
 import { resolveDataset } from 'pretext/data/datasets';
+import { evalLoader } from 'pretext/eval/features';
 import { loadPretrainedModule } from 'pretext/eval/pretrained-module';
 import { evaluateLayers } from 'pretext/eval/protocols';
 import { subsetIndices } from 'pretext/util/random';
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     size: { type: 'string' },
     limit: { type: 'string', default: '10000' },
     threads: { type: 'string', default: '1' },
+    'recalibrate-bn': { type: 'string', default: '0' },
   },
 });
 if (!values.checkpoint) throw new Error('give --checkpoint RUN');
@@ -64,6 +68,25 @@ const tileReader = {
 const train = await resolveDataset(run.config.data, { split: 'train', size });
 const test = await resolveDataset(run.config.data, { split: 'test', size });
 const limit = Number(values.limit);
+const recalibrate = Number(values['recalibrate-bn']);
+if (recalibrate > 0) {
+  const reader = values.whole ? trunk : tileReader;
+  const rows = subsetIndices(train.n, Math.min(recalibrate, train.n), 1);
+  const loader = evalLoader(trunk, train, {
+    normalization: run.normalization,
+    imageSize: size,
+    indices: rows,
+    batchSize: 128,
+    encoderInput: run.encoderInput,
+  });
+  trunk.train(true);
+  for await (const batch of loader.epoch(0)) {
+    const images = run.encoderInput ? run.encoderInput(batch.images) : batch.images;
+    noGrad(() => tidy(() => void reader.features(images, [trunk.blockNames.at(-1)])));
+  }
+  await loader.close();
+  trunk.eval();
+}
 const { layers, best } = await evaluateLayers(
   {
     backbone: values.whole ? trunk : tileReader,
@@ -78,7 +101,9 @@ const { layers, best } = await evaluateLayers(
   },
   {},
 );
-const reading = values.whole ? `whole ${size}-px images` : `${tile}-px tiles of ${size}-px images`;
+const reading =
+  (values.whole ? `whole ${size}-px images` : `${tile}-px tiles of ${size}-px images`) +
+  (recalibrate > 0 ? `, BatchNorm re-estimated on ${Math.min(recalibrate, train.n)} images` : '');
 console.log(
   `${values.checkpoint} (${values.init}), ${reading}: ${layers.map((l) => `${l.block} ${l.result.top1.toFixed(2)}`).join(', ')}; best ${best}`,
 );
