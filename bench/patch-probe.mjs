@@ -13,6 +13,7 @@ import { noGrad, setNumThreads, stack, tidy } from '@pretext/torch';
 import { resolveDataset } from 'pretext/data/datasets';
 import { evalLoader } from 'pretext/eval/features';
 import { loadPretrainedModule } from 'pretext/eval/pretrained-module';
+import { normalizePatches } from 'pretext/tasks/patches';
 import { evaluateLayers } from 'pretext/eval/protocols';
 import { subsetIndices } from 'pretext/util/random';
 
@@ -42,8 +43,7 @@ function tiles(images) {
   const cells = [];
   for (let row = 0; row < 3; row++)
     for (let col = 0; col < 3; col++) cells.push(images.narrow(2, origin + row * cell, tile).narrow(3, origin + col * cell, tile));
-  const t = stack(cells, 1);
-  return t.sub(t.mean([2, 3, 4], true)).div(t.std([2, 3, 4], 0, true).add(1e-5));
+  return normalizePatches(stack(cells, 1));
 }
 
 const trunk = run.backbone;

@@ -81,22 +81,18 @@ test('a config file extends another through base, its own fields merged over it'
 });
 
 test("precision 'auto' (the default) becomes bf16 on a CPU with native bfloat16 and fp32 elsewhere; explicit settings stay", () => {
-  assert.equal(
-    resolvePrecision('auto', () => true),
-    'bf16',
-  );
-  assert.equal(
-    resolvePrecision('auto', () => false),
-    'fp32',
-  );
-  assert.equal(
-    resolvePrecision('fp32', () => true),
-    'fp32',
-  );
-  assert.equal(
-    resolvePrecision('bf16', () => false),
-    'bf16',
-  );
+  for (const [setting, native, expected] of [
+    ['auto', true, 'bf16'],
+    ['auto', false, 'fp32'],
+    ['fp32', true, 'fp32'],
+    ['bf16', false, 'bf16'],
+  ] as const) {
+    assert.equal(
+      resolvePrecision(setting, () => native),
+      expected,
+      `${setting} with native bf16 ${native}`,
+    );
+  }
   // The resolved config (and so the run's saved config.json) holds what this machine runs.
   assert.equal(resolveConfig(base).precision, cpu.isBf16Supported() ? 'bf16' : 'fp32');
   assert.equal(resolveConfig({ ...base, precision: 'fp32' }).precision, 'fp32');
